@@ -1,0 +1,203 @@
+"""The event protocol: the one home of every event a run emits.
+
+The browser's JavaScript (`static/chat/protocol.js`) mirrors this module, and
+`docs/protocol.md` documents it; change all three together.
+
+Every event is a JSON object with `type`, `run_id` and `seq` (1, 2, 3, ... per run,
+no gaps). A run that adds 10 and 10 emits, in order::
+
+    {"type": "run_started", "run_id": "r1", "seq": 1, "model": "offline-demo"}
+    {"type": "tool_start",  "run_id": "r1", "seq": 2, "call_id": "c1", "name": "add"}
+    {"type": "tool_args",   "run_id": "r1", "seq": 3, "call_id": "c1", "delta": "{\\"x\\": 10"}
+    {"type": "tool_args",   "run_id": "r1", "seq": 4, "call_id": "c1", "delta": ", \\"y\\": 10}"}
+    {"type": "step_end",    "run_id": "r1", "seq": 5}
+    {"type": "tool_result", "run_id": "r1", "seq": 6, "call_id": "c1", "name": "add", "output": 20}
+    {"type": "token",       "run_id": "r1", "seq": 7, "text": "10 + 10 "}
+    {"type": "token",       "run_id": "r1", "seq": 8, "text": "= 20"}
+    {"type": "final",       "run_id": "r1", "seq": 9, "content": "10 + 10 = 20",
+                            "tools_used": ["add"], "usage": {...}}
+    {"type": "done",        "run_id": "r1", "seq": 10, "status": "completed"}
+
+Adjacent `token` events (and adjacent `tool_args` of one call) that wait in the
+run's queue while its reader is busy are merged into one before they are numbered,
+so a slow relay sends fewer, larger events and never loses text.
+"""
+
+import math
+from typing import Any, Literal, NotRequired, TypedDict
+
+Event = dict[str, Any]
+
+RUN_STARTED = "run_started"
+TOOL_START = "tool_start"
+TOOL_ARGS = "tool_args"
+TOOL_RESULT = "tool_result"
+STEP_END = "step_end"
+TOKEN = "token"
+FINAL = "final"
+ERROR = "error"
+DONE = "done"
+
+DoneStatus = Literal["completed", "cancelled", "error", "interrupted"]
+DONE_STATUSES: tuple[str, ...] = ("completed", "cancelled", "error", "interrupted")
+
+# Error codes of `error` events emitted by a run.
+ERROR_MODEL_RATE_LIMITED = "model_rate_limited"
+ERROR_MODEL_UNAVAILABLE = "model_unavailable"
+ERROR_MODEL_FAILED = "model_error"
+ERROR_MODEL_TIMEOUT = "model_timeout"
+ERROR_TIMEOUT = "timeout"
+ERROR_MAX_ITERATIONS = "max_iterations"
+ERROR_INTERRUPTED = "interrupted"
+
+
+class Usage(TypedDict):
+    """Token usage summed over every LLM step of a run."""
+
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+
+
+class _Base(TypedDict):
+    type: str
+    run_id: str
+    """The run this event belongs to."""
+    seq: int
+    """1 for the first event of a run, then +1 per event: a gap means something was missed."""
+
+
+class RunStarted(_Base):
+    """First event of every run."""
+
+    model: str
+    """Name of the model that answers (`offline-demo` for the built-in model)."""
+    user_message: NotRequired[dict[str, Any]]
+    """Added by the chat product: the stored user message `{id, content, client_id}`."""
+
+
+class ToolStart(_Base):
+    """The model started a tool call; its name is known, its arguments follow."""
+
+    call_id: str
+    name: str
+
+
+class ToolArgs(_Base):
+    """A fragment of the call's JSON arguments, as the model types it."""
+
+    call_id: str
+    delta: str
+
+
+class ToolResult(_Base):
+    """The tool ran: `output` holds its JSON-safe result, or `error` says why it failed."""
+
+    call_id: str
+    name: str
+    output: NotRequired[Any]
+    error: NotRequired[str]
+
+
+class StepEnd(_Base):
+    """An LLM step that made tool calls ended; the tools run next."""
+
+
+class Token(_Base):
+    """A piece of the final answer as clean text; all of a run's pieces join to `final.content`."""
+
+    text: str
+
+
+class Final(_Base):
+    """The whole final answer."""
+
+    content: str
+    tools_used: list[str]
+    usage: Usage
+
+
+class Error(_Base):
+    """Something failed; a `done` follows."""
+
+    code: str
+    message: str
+
+
+class Done(_Base):
+    """Last event of every run, exactly once, on every path."""
+
+    status: DoneStatus
+
+
+SCHEMAS: dict[str, type[TypedDict]] = {  # type: ignore[valid-type]
+    RUN_STARTED: RunStarted,
+    TOOL_START: ToolStart,
+    TOOL_ARGS: ToolArgs,
+    TOOL_RESULT: ToolResult,
+    STEP_END: StepEnd,
+    TOKEN: Token,
+    FINAL: Final,
+    ERROR: Error,
+    DONE: Done,
+}
+
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "type": (str,),
+    "run_id": (str,),
+    "seq": (int,),
+    "model": (str,),
+    "user_message": (dict,),
+    "call_id": (str,),
+    "name": (str,),
+    "delta": (str,),
+    "text": (str,),
+    "content": (str,),
+    "tools_used": (list,),
+    "usage": (dict,),
+    "code": (str,),
+    "message": (str,),
+    "status": (str,),
+    "error": (str,),
+}
+
+
+def validate_event(event: Event) -> None:
+    """Raise ValueError unless `event` matches its schema exactly: no missing, unknown or mistyped key."""
+    schema = SCHEMAS.get(event.get("type"))  # type: ignore[arg-type]
+    if schema is None:
+        raise ValueError(f"unknown event type: {event.get('type')!r}")
+    required = set(schema.__required_keys__)
+    allowed = required | set(schema.__optional_keys__)
+    keys = set(event)
+    if missing := required - keys:
+        raise ValueError(f"{event['type']} misses {sorted(missing)}")
+    if unknown := keys - allowed:
+        raise ValueError(f"{event['type']} has unknown keys {sorted(unknown)}")
+    for key, value in event.items():
+        expected = _FIELD_TYPES.get(key)
+        if expected and (not isinstance(value, expected) or isinstance(value, bool)):
+            raise ValueError(f"{event['type']}.{key} has type {type(value).__name__}")
+    if event["seq"] < 1:
+        raise ValueError("seq starts at 1")
+    if event["type"] == TOOL_RESULT and ("output" in event) == ("error" in event):
+        raise ValueError("tool_result carries exactly one of output or error")
+    if event["type"] == DONE and event["status"] not in DONE_STATUSES:
+        raise ValueError(f"unknown done status {event['status']!r}")
+    if isinstance(event.get("output"), float) and not math.isfinite(event["output"]):
+        raise ValueError("tool_result.output is not finite")
+
+
+def is_mergeable(first: Event, second: Event) -> bool:
+    """Whether `second` can be folded into `first` (adjacent tokens, or args of one call)."""
+    if first["type"] != second["type"]:
+        return False
+    if first["type"] == TOKEN:
+        return True
+    return first["type"] == TOOL_ARGS and first["call_id"] == second["call_id"]
+
+
+def merge_into(first: Event, second: Event) -> None:
+    """Fold `second`'s text into `first` (see `is_mergeable`)."""
+    key = "text" if first["type"] == TOKEN else "delta"
+    first[key] += second[key]

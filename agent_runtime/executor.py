@@ -1,0 +1,325 @@
+"""The streaming agent loop: one `AgentRun` per user message.
+
+Iterating an `AgentRun` yields protocol events (see `events.py`) and always ends
+with exactly one `done`, whatever happens: tool failures go back to the model,
+model failures become an `error`, the run-wide deadline a `timeout`, and
+`cancel()` (or cancelling the task that iterates) stops the LLM call itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import uuid4
+
+from langchain_core.messages import AIMessageChunk, BaseMessage, ToolMessage
+from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+
+from agent_runtime import events
+from agent_runtime.callbacks import QueueCallbackHandler
+from agent_runtime.errors import describe_model_error, describe_tool_error
+from agent_runtime.events import Event
+from agent_runtime.tools import FINAL_ANSWER, TOOLS, TOOLS_BY_NAME
+
+SYSTEM_PROMPT = (
+    "You're a helpful assistant. When answering a user's question you should first use one of "
+    "the tools provided. After using a tool the tool output will be provided back to you. When "
+    "you have all the information you need, you MUST use the final_answer tool to provide a "
+    "final answer to the user. Use tools to answer the user's CURRENT question, not previous "
+    "questions."
+)
+DEFAULT_MAX_ITERATIONS = 8
+DEFAULT_TIMEOUT = 120.0
+DEFAULT_HISTORY_LIMIT = 20
+
+MAX_ITERATIONS_REACHED = "The agent used {n} steps without reaching an answer."
+RUN_TIMED_OUT = "The answer took longer than {seconds:g} seconds and was stopped."
+EMPTY_RESPONSE = "The model returned an empty response."
+UNKNOWN_TOOL = "unknown tool {name!r}; the tools are: {names}"
+INVALID_JSON = "the arguments are not valid JSON: {error}"
+
+PROMPT = ChatPromptTemplate.from_messages(
+    [
+        ("system", "{system_prompt}"),
+        MessagesPlaceholder(variable_name="chat_history"),
+        ("human", "{input}"),
+        MessagesPlaceholder(variable_name="agent_scratchpad"),
+    ]
+)
+
+
+@dataclass
+class ToolStep:
+    """One tool call as it happened: what was asked and what came back."""
+
+    call_id: str
+    name: str
+    args: Any
+    output: Any = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe form, for storage."""
+        step = {"call_id": self.call_id, "name": self.name, "args": self.args}
+        if self.error is None:
+            step["output"] = self.output
+        else:
+            step["error"] = self.error
+        return step
+
+
+@dataclass
+class RunReport:
+    """What a run did, for the caller to persist (filled in as the run goes)."""
+
+    run_id: str
+    model: str
+    status: str = "running"
+    content: str = ""
+    tool_steps: list[ToolStep] = field(default_factory=list)
+    usage: dict[str, int] = field(
+        default_factory=lambda: {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    )
+    error_code: str | None = None
+    error_message: str | None = None
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+
+    @property
+    def tools_used(self) -> list[str]:
+        """Names of the tools that ran successfully, first use first."""
+        return list(dict.fromkeys(s.name for s in self.tool_steps if s.error is None))
+
+
+class _StopRun(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class AgentRun:
+    """One streaming run of the agent over a conversation's history and a new user message."""
+
+    def __init__(
+        self,
+        *,
+        llm: Runnable,
+        model_name: str,
+        user_input: str,
+        history: Sequence[BaseMessage] = (),
+        run_id: str | None = None,
+        tools: Sequence[BaseTool] = TOOLS,
+        max_iterations: int = DEFAULT_MAX_ITERATIONS,
+        timeout: float = DEFAULT_TIMEOUT,
+        history_limit: int = DEFAULT_HISTORY_LIMIT,
+        system_prompt: str = SYSTEM_PROMPT,
+    ) -> None:
+        self.run_id = run_id or uuid4().hex
+        self.report = RunReport(run_id=self.run_id, model=model_name)
+        self.handler = QueueCallbackHandler(self.run_id)
+        self._llm = llm
+        self._tools = {t.name: t for t in tools}
+        self._user_input = user_input
+        self._history = list(history)[-history_limit:] if history_limit else []
+        self._max_iterations = max_iterations
+        self._timeout = timeout
+        self._system_prompt = system_prompt
+        self._producer: asyncio.Task[None] | None = None
+        self._cancel_requested = False
+
+    def cancel(self) -> None:
+        """Stop the run: the LLM call is closed and the run ends with `done` `cancelled`."""
+        self._cancel_requested = True
+        if self._producer is not None and not self._producer.done():
+            self._producer.cancel()
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        if self._producer is not None:
+            raise RuntimeError("an AgentRun is iterated once")
+        self._producer = asyncio.create_task(self._produce(), name=f"agent-run-{self.run_id}")
+        try:
+            while True:
+                try:
+                    event = await self.handler.next_event()
+                except asyncio.CancelledError:
+                    # The task iterating us was cancelled: stop the producer and hand out
+                    # what it says last, so that this run too ends with its one `done`.
+                    self.cancel()
+                    await asyncio.gather(self._producer, return_exceptions=True)
+                    async for event in self.handler:
+                        yield event
+                    return
+                yield event
+                if event["type"] == events.DONE:
+                    return
+        finally:
+            if not self._producer.done():
+                self.cancel()
+                await asyncio.gather(self._producer, return_exceptions=True)
+
+    async def _produce(self) -> None:
+        self.handler.put(events.RUN_STARTED, model=self.report.model)
+        status = "completed"
+        try:
+            if self._cancel_requested:
+                raise asyncio.CancelledError
+            async with asyncio.timeout(self._timeout):
+                await self._agent_loop()
+        except asyncio.CancelledError:
+            status = "cancelled"
+        except TimeoutError:
+            status = self._fail(events.ERROR_TIMEOUT, RUN_TIMED_OUT.format(seconds=self._timeout))
+        except _StopRun as stop:
+            status = self._fail(stop.code, stop.message)
+        except Exception as error:
+            reported = error is self.handler.reported_error
+            status = self._fail(*describe_model_error(error), already_reported=reported)
+        self.report.status = status
+        self.report.content = self.handler.answer_text if status != "completed" else self.report.content
+        self.report.finished = time.time()
+        if status == "completed":
+            self.handler.put(
+                events.FINAL,
+                content=self.report.content,
+                tools_used=self.report.tools_used,
+                usage=dict(self.report.usage),
+            )
+        self.handler.put(events.DONE, status=status)
+
+    def _fail(self, code: str, message: str, *, already_reported: bool = False) -> str:
+        self.report.error_code = code
+        self.report.error_message = message
+        if not already_reported:
+            self.handler.put(events.ERROR, code=code, message=message)
+        return "error"
+
+    async def _agent_loop(self) -> None:
+        scratchpad: list[BaseMessage] = []
+        bound = self._bind_model()
+        for step in range(1, self._max_iterations + 1):
+            self.handler.begin_step(step)
+            messages = PROMPT.format_messages(
+                system_prompt=self._system_prompt,
+                chat_history=self._history,
+                input=self._user_input,
+                agent_scratchpad=scratchpad,
+            )
+            reply = await self._stream_step(bound, messages)
+            if await self._finish_if_answered(reply, scratchpad):
+                return
+        raise _StopRun(events.ERROR_MAX_ITERATIONS, MAX_ITERATIONS_REACHED.format(n=self._max_iterations))
+
+    def _bind_model(self) -> Runnable:
+        """The model with this run's callbacks, given through its configurable field, and tools bound."""
+        llm = self._llm
+        configurable = {"configurable": {"callbacks": [self.handler]}}
+        if hasattr(llm, "prepare"):
+            llm, _ = llm.prepare(configurable)
+        else:
+            llm = llm.with_config(callbacks=[self.handler])
+        return llm.bind_tools(list(self._tools.values()), tool_choice="any")
+
+    async def _stream_step(self, bound: Runnable, messages: list[BaseMessage]) -> AIMessageChunk:
+        merged: AIMessageChunk | None = None
+        async for chunk in bound.astream(messages):
+            merged = chunk if merged is None else merged + chunk
+        if merged is None:
+            raise _StopRun(events.ERROR_MODEL_FAILED, EMPTY_RESPONSE)
+        self._add_usage(merged)
+        return merged
+
+    def _add_usage(self, reply: AIMessageChunk) -> None:
+        usage = reply.usage_metadata or {}
+        for key in ("input_tokens", "output_tokens", "total_tokens"):
+            self.report.usage[key] += int(usage.get(key) or 0)
+
+    async def _finish_if_answered(self, reply: AIMessageChunk, scratchpad: list[BaseMessage]) -> bool:
+        """Run the step's tool calls; return True when the run has its final answer."""
+        calls = _calls_of(reply)
+        if not calls:
+            content = self.handler.answer_text
+            if not content.strip():
+                raise _StopRun(events.ERROR_MODEL_FAILED, EMPTY_RESPONSE)
+            self.report.content = content
+            return True
+        answers = [c for c in calls if c["name"] == FINAL_ANSWER]
+        others = [c for c in calls if c["name"] != FINAL_ANSWER]
+        results = await asyncio.gather(*(self._run_tool(call) for call in others))
+        scratchpad.append(reply)
+        scratchpad.extend(results)
+        for call in answers:
+            answer, problem = await self._read_answer(call)
+            if problem is None:
+                self.report.content = self.handler.finish_answer(answer)
+                return True
+            scratchpad.append(ToolMessage(content=f"Error: {problem}", tool_call_id=call["id"]))
+        return False
+
+    async def _read_answer(self, call: dict[str, Any]) -> tuple[str, str | None]:
+        if isinstance(call["args"], str):
+            return "", INVALID_JSON.format(error=call["args_error"])
+        try:
+            result = await TOOLS_BY_NAME[FINAL_ANSWER].ainvoke(call["args"])
+        except Exception as error:
+            answer = call["args"].get("answer")
+            # Its text has streamed already; a malformed `tools_used` must not make the model
+            # type the answer twice. Tools used are taken from what ran anyway.
+            return (answer, None) if isinstance(answer, str) else ("", describe_tool_error(error))
+        return result["answer"], None
+
+    async def _run_tool(self, call: dict[str, Any]) -> ToolMessage:
+        call_id = self.handler.call_id_for(call["index"], call["id"])
+        step = ToolStep(call_id=call_id, name=call["name"], args=call["args"])
+        self.report.tool_steps.append(step)
+        try:
+            step.output = await self._invoke_tool(call)
+            json.dumps(step.output, allow_nan=False)
+        except Exception as error:
+            step.output, step.error = None, describe_tool_error(error)
+        if step.error is None:
+            self.handler.put(events.TOOL_RESULT, call_id=call_id, name=step.name, output=step.output)
+            content = json.dumps(step.output, allow_nan=False)
+        else:
+            self.handler.put(events.TOOL_RESULT, call_id=call_id, name=step.name, error=step.error)
+            content = f"Error: {step.error}"
+        return ToolMessage(content=content, tool_call_id=call["id"], name=step.name)
+
+    async def _invoke_tool(self, call: dict[str, Any]) -> Any:
+        tool = self._tools.get(call["name"])
+        if tool is None:
+            names = ", ".join(sorted(self._tools))
+            raise LookupError(UNKNOWN_TOOL.format(name=call["name"], names=names))
+        if isinstance(call["args"], str):
+            raise ValueError(INVALID_JSON.format(error=call["args_error"]))
+        return await tool.ainvoke(call["args"])
+
+
+def _calls_of(reply: AIMessageChunk) -> list[dict[str, Any]]:
+    """The step's tool calls in index order: `args` a dict, or the raw text when it is not JSON."""
+    calls = []
+    for position, chunk in enumerate(reply.tool_call_chunks):
+        index = chunk.get("index")
+        raw = chunk.get("args") or "{}"
+        call = {
+            "index": index if isinstance(index, int) else position,
+            "id": chunk.get("id") or f"call_{uuid4().hex[:12]}",
+            "name": chunk.get("name") or "",
+        }
+        try:
+            args = json.loads(raw)
+        except ValueError as error:
+            call["args"], call["args_error"] = raw, str(error)
+        else:
+            if isinstance(args, dict):
+                call["args"] = args
+            else:
+                call["args"], call["args_error"] = raw, "expected a JSON object"
+        calls.append(call)
+    return calls

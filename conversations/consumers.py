@@ -1,0 +1,103 @@
+"""The WebSocket adapter of a conversation: check who may connect, validate frames, forward events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from conversations import runs
+from conversations.selectors import conversation_get_for_user, message_list, message_payload
+from conversations.services import RunBusy
+
+CLOSE_NOT_ALLOWED = 4403
+
+BAD_JSON = "A frame must be a JSON object."
+UNKNOWN_FRAME = "Unknown frame type; expected send, stop or sync."
+BAD_SEND = (
+    "A send frame needs a non-empty 'content' string and a 'client_id' string of at most 64 characters."
+)
+TOO_LONG = "The message is longer than {limit} characters."
+RUN_BUSY = "An answer is still being written; wait for it or stop it first."
+CONVERSATION_GONE = "This conversation no longer exists."
+
+
+class ConversationConsumer(AsyncWebsocketConsumer):
+    """`ws/conversations/<id>/`: the live stream of one conversation for its owner."""
+
+    async def connect(self) -> None:
+        """Accept the owner only, join the conversation's group and send a snapshot."""
+        user = self.scope.get("user")
+        conversation_id = int(self.scope["url_route"]["kwargs"]["conversation_id"])
+        self.conversation = await database_sync_to_async(conversation_get_for_user)(
+            user=user, conversation_id=conversation_id
+        )
+        if self.conversation is None:
+            await self.close(code=CLOSE_NOT_ALLOWED)
+            return
+        self.group = runs.group_name(self.conversation.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self.send_snapshot()
+
+    async def disconnect(self, code: int) -> None:
+        """Leave the group; a run this tab started goes on."""
+        if getattr(self, "group", None):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Validate one client frame and act on it."""
+        try:
+            frame = json.loads(text_data if text_data is not None else bytes_data or b"")
+        except (ValueError, UnicodeDecodeError):
+            await self.send_error("bad_request", BAD_JSON)
+            return
+        kind = frame.get("type") if isinstance(frame, dict) else None
+        if kind == "send":
+            await self.handle_send(frame)
+        elif kind == "stop":
+            runs.run_stop(self.conversation.pk)
+        elif kind == "sync":
+            await self.send_snapshot()
+        else:
+            await self.send_error("bad_request", UNKNOWN_FRAME if isinstance(frame, dict) else BAD_JSON)
+
+    async def handle_send(self, frame: dict[str, Any]) -> None:
+        """Store the message and start its run; tell only this tab what went wrong."""
+        content, client_id = frame.get("content"), frame.get("client_id")
+        if (
+            not isinstance(content, str)
+            or not content.strip()
+            or not isinstance(client_id, str)
+            or not 0 < len(client_id) <= 64
+        ):
+            await self.send_error("bad_request", BAD_SEND)
+            return
+        if len(content) > settings.MESSAGE_MAX_LENGTH:
+            await self.send_error("too_long", TOO_LONG.format(limit=settings.MESSAGE_MAX_LENGTH))
+            return
+        try:
+            await runs.run_send(conversation=self.conversation, content=content, client_id=client_id)
+        except RunBusy:
+            await self.send_error("busy", RUN_BUSY)
+
+    async def run_event(self, message: dict[str, Any]) -> None:
+        """Forward one run event (already JSON) from the group to this tab."""
+        await self.send(text_data=message["text"])
+
+    async def send_snapshot(self) -> None:
+        """The stored messages and the events so far of the run streaming now."""
+        messages = await database_sync_to_async(message_list)(conversation=self.conversation)
+        snapshot = {
+            "type": "snapshot",
+            "messages": [message_payload(m) for m in messages],
+            "active_run": runs.active_run_snapshot(self.conversation.pk),
+        }
+        await self.send(text_data=json.dumps(snapshot))
+
+    async def send_error(self, code: str, message: str) -> None:
+        """An error for this tab only (not part of any run)."""
+        await self.send(text_data=json.dumps({"type": "error", "code": code, "message": message}))

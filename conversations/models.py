@@ -1,0 +1,70 @@
+"""What users own: conversations and their messages (with the agent's tool steps)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Conversation(models.Model):
+    """A user's chat with the agent."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
+    )
+    title = models.CharField(max_length=200, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated", "-id"]
+        indexes = [models.Index(fields=["owner", "-updated"], name="conversation_owner_recent")]
+
+    def __str__(self) -> str:
+        return self.title or f"Conversation {self.pk}"
+
+
+class Message(models.Model):
+    """A user message, or the assistant's answer with the tool steps that led to it."""
+
+    class Role(models.TextChoices):
+        USER = "user"
+        ASSISTANT = "assistant"
+
+    class Status(models.TextChoices):
+        GENERATING = "generating"
+        COMPLETED = "completed"
+        CANCELLED = "cancelled"
+        ERROR = "error"
+        INTERRUPTED = "interrupted"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETED)
+    run_id = models.CharField(max_length=64, blank=True, db_index=True)
+    client_id = models.CharField(max_length=64, null=True, blank=True)
+    tool_steps = models.JSONField(default=list, blank=True)
+    usage = models.JSONField(default=dict, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    error = models.TextField(blank=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "client_id"], name="message_client_id_unique_per_conversation"
+            ),
+            models.UniqueConstraint(
+                fields=["conversation"],
+                condition=Q(status="generating"),
+                name="one_generating_message_per_conversation",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} #{self.pk} ({self.status})"

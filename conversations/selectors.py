@@ -1,0 +1,65 @@
+"""Reads: what a user may see, and the history the agent is given."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+
+from conversations.models import Conversation, Message
+
+
+def conversation_get_for_user(*, user: AbstractBaseUser, conversation_id: int) -> Conversation | None:
+    """The conversation if `user` owns it, else None (others' conversations do not exist for them)."""
+    if not user.is_authenticated:
+        return None
+    return Conversation.objects.filter(pk=conversation_id, owner=user).first()
+
+
+def conversation_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Conversation]:
+    """The user's conversations, newest first, with message count and last status."""
+    last_status = Message.objects.filter(conversation=OuterRef("pk")).order_by("-created", "-id")
+    return Conversation.objects.filter(owner=user).annotate(
+        message_count=Count("messages"),
+        last_status=Subquery(last_status.values("status")[:1]),
+    )
+
+
+def message_list(*, conversation: Conversation) -> list[Message]:
+    """All messages of a conversation, oldest first."""
+    return list(conversation.messages.all())
+
+
+def message_payload(message: Message) -> dict[str, Any]:
+    """A message as the page receives it in a snapshot."""
+    return {
+        "id": message.pk,
+        "role": message.role,
+        "content": message.content,
+        "status": message.status,
+        "client_id": message.client_id,
+        "run_id": message.run_id,
+        "tool_steps": message.tool_steps,
+        "usage": message.usage,
+        "model": message.model,
+        "error": message.error,
+        "created": message.created.isoformat(),
+    }
+
+
+def history_for_agent(*, conversation: Conversation, before_id: int, limit: int) -> list[BaseMessage]:
+    """The last `limit` messages before `before_id` as LangChain messages, answered turns only."""
+    rows = (
+        conversation.messages.filter(pk__lt=before_id)
+        .exclude(role=Message.Role.ASSISTANT, content="")
+        .order_by("-created", "-id")[:limit]
+    )
+    history: list[BaseMessage] = []
+    for message in reversed(list(rows)):
+        if message.role == Message.Role.USER:
+            history.append(HumanMessage(content=message.content))
+        else:
+            history.append(AIMessage(content=message.content))
+    return history

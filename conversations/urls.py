@@ -1,0 +1,20 @@
+"""HTTP URLs of the product."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from conversations import views
+
+urlpatterns = [
+    path("", views.conversation_list, name="conversation_list"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/signup/", views.signup, name="signup"),
+    path("conversations/new/", views.conversation_new, name="conversation_new"),
+    path("conversations/<int:conversation_id>/", views.conversation_detail, name="conversation_detail"),
+    path(
+        "conversations/<int:conversation_id>/delete/",
+        views.conversation_remove,
+        name="conversation_delete",
+    ),
+]
