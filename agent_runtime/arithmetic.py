@@ -76,9 +76,7 @@ def parse_expression(question: str) -> Expression | None:
     return Expression(root=root, text=_render(tokens))
 
 
-def plan_ready_operations(
-    expression: Expression, known: dict[int, Any]
-) -> tuple[list[Operation], list[Operation]]:
+def plan_ready_operations(expression: Expression, known: dict[int, Any]) -> tuple[list[Operation], list[Operation]]:
     """Operations whose operands are known but not yet run, and the operations done (in order)."""
     ready: list[Operation] = []
     done: list[Operation] = []

@@ -83,9 +83,7 @@ class RunReport:
     status: str = "running"
     content: str = ""
     tool_steps: list[ToolStep] = field(default_factory=list)
-    usage: dict[str, int] = field(
-        default_factory=lambda: {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
-    )
+    usage: dict[str, int] = field(default_factory=lambda: {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0})
     error_code: str | None = None
     error_message: str | None = None
     started: float = field(default_factory=time.time)

@@ -159,9 +159,7 @@ def _answer_chunks(answer: str, tools_used: list[str]) -> Iterator[AIMessageChun
     yield _call_chunk(0, f'", "tools_used": {json.dumps(tools_used)}}}')
 
 
-def _call_chunk(
-    index: int, args: str, *, call_id: str | None = None, name: str | None = None
-) -> AIMessageChunk:
+def _call_chunk(index: int, args: str, *, call_id: str | None = None, name: str | None = None) -> AIMessageChunk:
     return AIMessageChunk(
         content="",
         tool_call_chunks=[{"name": name, "args": args, "id": call_id, "index": index}],

@@ -66,7 +66,7 @@ def normalise_result(value: int | float) -> int | float:
         if abs(value) > MAX_MAGNITUDE:
             raise ToolInputError(RESULT_TOO_LARGE)
         return value if abs(value) <= MAX_EXACT_INT else float(value)
-    if not math.isfinite(value):
+    if math.isnan(value):
         raise ToolInputError(RESULT_NOT_FINITE)
     if abs(value) > MAX_MAGNITUDE:
         raise ToolInputError(RESULT_TOO_LARGE)

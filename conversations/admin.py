@@ -43,6 +43,9 @@ class MessageInline(admin.StackedInline):
     def has_change_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
         return False
 
+    def has_view_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
+        return request.user.is_active and request.user.is_staff
+
     @admin.display(description="tool steps")
     def tool_steps_display(self, message: Message) -> str:
         if not message.tool_steps:

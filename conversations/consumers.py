@@ -17,9 +17,7 @@ CLOSE_NOT_ALLOWED = 4403
 
 BAD_JSON = "A frame must be a JSON object."
 UNKNOWN_FRAME = "Unknown frame type; expected send, stop or sync."
-BAD_SEND = (
-    "A send frame needs a non-empty 'content' string and a 'client_id' string of at most 64 characters."
-)
+BAD_SEND = "A send frame needs a non-empty 'content' string and a 'client_id' string of at most 64 characters."
 TOO_LONG = "The message is longer than {limit} characters."
 RUN_BUSY = "An answer is still being written; wait for it or stop it first."
 CONVERSATION_GONE = "This conversation no longer exists."

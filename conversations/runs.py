@@ -140,9 +140,7 @@ async def relay_run_events(active: ActiveRun) -> None:
 async def _persist(active: ActiveRun) -> None:
     for attempt in range(1, PERSIST_ATTEMPTS + 1):
         try:
-            await database_sync_to_async(run_finish)(
-                message_id=active.message_id, report=active.agent_run.report
-            )
+            await database_sync_to_async(run_finish)(message_id=active.message_id, report=active.agent_run.report)
             return
         except Exception:
             logger.exception("storing run %s failed (attempt %d)", active.run_id, attempt)

@@ -41,9 +41,7 @@ def conversation_delete(*, conversation: Conversation) -> None:
     conversation.delete()
 
 
-def turn_start(
-    *, conversation: Conversation, content: str, client_id: str, run_id: str, model: str
-) -> StartedTurn:
+def turn_start(*, conversation: Conversation, content: str, client_id: str, run_id: str, model: str) -> StartedTurn:
     """Store the user's message and a `generating` assistant message in one transaction.
 
     A message whose `client_id` is already stored is a resend: nothing is written.

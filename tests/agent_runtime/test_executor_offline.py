@@ -137,14 +137,16 @@ async def test_cancel_method_ends_with_done_cancelled_and_partial_answer(no_leak
 async def test_cancelling_the_iterating_task_still_ends_with_one_done(no_leaks):
     run = offline_run("count to 500", pace=200)
     seen = []
+    streaming = asyncio.Event()
 
     async def consume():
         async for event in run:
             seen.append(event)
+            if sum(e["type"] == "token" for e in seen) == 3:
+                streaming.set()
 
     task = asyncio.create_task(consume())
-    while sum(e["type"] == "token" for e in seen) < 3:
-        await asyncio.sleep(0.01)
+    await streaming.wait()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
 
