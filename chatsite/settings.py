@@ -100,7 +100,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": CHANNEL_CAPACITY},
+            # redis-py reads time out after 5 s by default, the very time channels-redis blocks
+            # waiting for a message: give reads more, and fail connects fast.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 2}],
+                "capacity": CHANNEL_CAPACITY,
+            },
         }
     }
 else:
@@ -127,7 +132,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(_env("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -158,6 +163,15 @@ AGENT_MAX_ITERATIONS = int(_env_number("AGENT_MAX_ITERATIONS", 8))
 AGENT_RUN_TIMEOUT = _env_number("AGENT_RUN_TIMEOUT", 120.0)
 AGENT_HISTORY_MESSAGES = int(_env_number("AGENT_HISTORY_MESSAGES", 20))
 MESSAGE_MAX_LENGTH = 8000
+
+# Multi-process runs: how often a run records it is alive, when a silent one counts as
+# interrupted, and how often each process looks for such runs.
+RUN_HEARTBEAT_SECONDS = _env_number("RUN_HEARTBEAT_SECONDS", 5.0)
+RUN_STALE_SECONDS = _env_number("RUN_STALE_SECONDS", 20.0)
+RUN_SWEEP_SECONDS = _env_number("RUN_SWEEP_SECONDS", 10.0)
+RUN_WATCHDOG = _env_bool("RUN_WATCHDOG", True)
+# Text events go out at most once per this many seconds per run; what the model types meanwhile is merged.
+RELAY_MIN_INTERVAL_SECONDS = _env_number("RELAY_MIN_INTERVAL_MS", 5.0) / 1000
 
 LOGGING = {
     "version": 1,

@@ -10,8 +10,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from conversations import runs
-from conversations.selectors import conversation_get_for_user, message_list, message_payload
+from conversations.selectors import conversation_get_for_user
 from conversations.services import RunBusy
+from conversations.watchdog import ensure_watchdog
 
 CLOSE_NOT_ALLOWED = 4403
 
@@ -36,6 +37,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if self.conversation is None:
             await self.close(code=CLOSE_NOT_ALLOWED)
             return
+        ensure_watchdog()
         self.group = runs.group_name(self.conversation.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -57,7 +59,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if kind == "send":
             await self.handle_send(frame)
         elif kind == "stop":
-            runs.run_stop(self.conversation.pk)
+            await runs.run_stop(self.conversation)
         elif kind == "sync":
             await self.send_snapshot()
         else:
@@ -88,13 +90,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def send_snapshot(self) -> None:
         """The stored messages and the events so far of the run streaming now."""
-        messages = await database_sync_to_async(message_list)(conversation=self.conversation)
-        snapshot = {
-            "type": "snapshot",
-            "messages": [message_payload(m) for m in messages],
-            "active_run": runs.active_run_snapshot(self.conversation.pk),
-        }
-        await self.send(text_data=json.dumps(snapshot))
+        await self.send(text_data=json.dumps(await runs.conversation_snapshot(self.conversation)))
 
     async def send_error(self, code: str, message: str) -> None:
         """An error for this tab only (not part of any run)."""

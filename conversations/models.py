@@ -49,6 +49,9 @@ class Message(models.Model):
     error = models.TextField(blank=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=100, blank=True, help_text="The server process writing the answer.")
+    heartbeat = models.DateTimeField(null=True, blank=True, help_text="Last sign of life of that process.")
+    stop_requested = models.BooleanField(default=False)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,7 +1,11 @@
 """One run's life: start the executor, relay its events to every tab, persist, cancel.
 
 A run belongs to the conversation, not to the socket that asked for it: it lives in
-this process's registry until its `done`, whatever happens to the tabs.
+the registry of the process executing it until its `done`, whatever happens to the
+tabs. Its events go to the run's event log first (so that a late tab on any process
+can catch up), then to the conversation's group. While it streams it beats: the
+process records that it is alive, with the answer so far, and learns of durable stop
+requests made from other processes.
 """
 
 from __future__ import annotations
@@ -9,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass, field
+import os
+import socket
+from dataclasses import dataclass
 from typing import Any
 from uuid import uuid4
 
@@ -21,26 +27,29 @@ from agent_runtime import events
 from agent_runtime.events import Event
 from agent_runtime.executor import AgentRun
 from agent_runtime.llm import build_chat_model
-from conversations.models import Conversation
-from conversations.selectors import history_for_agent
-from conversations.services import RunBusy, run_finish, turn_start
+from conversations.event_log import get_event_log
+from conversations.models import Conversation, Message
+from conversations.selectors import history_for_agent, message_list, message_payload
+from conversations.services import RunBusy, run_finish, run_heartbeat, run_request_stop, turn_start
 
 logger = logging.getLogger(__name__)
 
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:6]}"
 GROUP_EVENT_TYPE = "run.event"
+STOP_MESSAGE_TYPE = "run.stop"
 PERSIST_ATTEMPTS = 3
 
 
 @dataclass
 class ActiveRun:
-    """A run streaming in this process, with every event it has emitted so far."""
+    """A run executing in this process."""
 
     conversation_id: int
     run_id: str
     message_id: int
     agent_run: AgentRun
     user_message: dict[str, Any]
-    events: list[Event] = field(default_factory=list)
+    loop: asyncio.AbstractEventLoop
     task: asyncio.Task[None] | None = None
 
 
@@ -52,23 +61,37 @@ def group_name(conversation_id: int) -> str:
     return f"conversation-{conversation_id}"
 
 
+def control_group_name(run_id: str) -> str:
+    """The group through which other processes ask a run to stop."""
+    return f"run-control-{run_id}"
+
+
 def active_run_get(conversation_id: int) -> ActiveRun | None:
-    """The run streaming now in this conversation, if any."""
+    """The run executing in this process for the conversation, if any."""
     return _active.get(conversation_id)
 
 
-def active_run_snapshot(conversation_id: int) -> dict[str, Any] | None:
-    """`{"run_id", "events"}` of the streaming run, for a tab that joins late."""
-    active = _active.get(conversation_id)
-    if active is None:
-        return None
-    return {"run_id": active.run_id, "events": list(active.events)}
+async def conversation_snapshot(conversation: Conversation) -> dict[str, Any]:
+    """The stored messages, and the events so far of the run streaming now (on any process)."""
+    messages = await database_sync_to_async(message_list)(conversation=conversation)
+    active_run = None
+    last = messages[-1] if messages else None
+    if last is not None and last.role == Message.Role.ASSISTANT and last.run_id:
+        try:
+            logged = await get_event_log().read(last.run_id)
+        except Exception:
+            logger.exception("reading the events of run %s failed", last.run_id)
+            logged = []
+        still_streaming = logged and logged[-1]["type"] != events.DONE
+        if still_streaming or (last.status == Message.Status.GENERATING and not logged):
+            active_run = {"run_id": last.run_id, "events": logged}
+    return {"type": "snapshot", "messages": [message_payload(m) for m in messages], "active_run": active_run}
 
 
 async def run_send(*, conversation: Conversation, content: str, client_id: str) -> ActiveRun | None:
     """Store the user's message and start a run for it; None when it was a resend.
 
-    Raises RunBusy when the conversation already has a run streaming.
+    Raises RunBusy when the conversation already has a run streaming (on any process).
     """
     if conversation.pk in _active:
         raise RunBusy
@@ -80,13 +103,12 @@ async def run_send(*, conversation: Conversation, content: str, client_id: str) 
         client_id=client_id,
         run_id=run_id,
         model=model_config.display_name,
+        worker=WORKER_ID,
     )
     if turn.is_duplicate:
         return None
     history = await database_sync_to_async(history_for_agent)(
-        conversation=conversation,
-        before_id=turn.user_message.pk,
-        limit=settings.AGENT_HISTORY_MESSAGES,
+        conversation=conversation, before_id=turn.user_message.pk, limit=settings.AGENT_HISTORY_MESSAGES
     )
     agent_run = AgentRun(
         llm=build_chat_model(model_config),
@@ -103,24 +125,47 @@ async def run_send(*, conversation: Conversation, content: str, client_id: str) 
         message_id=turn.assistant_message.pk,
         agent_run=agent_run,
         user_message={"id": turn.user_message.pk, "content": content, "client_id": client_id},
+        loop=asyncio.get_running_loop(),
     )
     _active[conversation.pk] = active
     active.task = asyncio.create_task(relay_run_events(active), name=f"relay-{run_id}")
     return active
 
 
-def run_stop(conversation_id: int) -> bool:
-    """Cancel the conversation's streaming run; False when none streams here."""
-    active = _active.get(conversation_id)
-    if active is None:
+async def run_stop(conversation: Conversation) -> bool:
+    """Stop the conversation's streaming run, wherever it executes; False when none streams."""
+    active = _active.get(conversation.pk)
+    if active is not None:
+        active.agent_run.cancel()
+        return True
+    run_id = await database_sync_to_async(run_request_stop)(conversation=conversation)
+    if run_id is None:
         return False
-    active.agent_run.cancel()
+    try:
+        await get_channel_layer().group_send(control_group_name(run_id), {"type": STOP_MESSAGE_TYPE})
+    except Exception:
+        # The request is stored; the executing process sees it at its next heartbeat.
+        logger.exception("sending the stop of run %s failed", run_id)
     return True
 
 
+def run_stop_threadsafe(conversation_id: int) -> bool:
+    """Stop a run executing in this process, from any thread (a view deleting its conversation)."""
+    active = _active.get(conversation_id)
+    if active is not None:
+        active.loop.call_soon_threadsafe(active.agent_run.cancel)
+    return active is not None
+
+
 async def relay_run_events(active: ActiveRun) -> None:
-    """Send each event of the run to the conversation's group; persist before `final` and `done`."""
+    """Log and send each event of the run; store the answer before `final` and `done` go out."""
+    helpers = [
+        asyncio.create_task(_beat(active), name=f"heartbeat-{active.run_id}"),
+        asyncio.create_task(_listen_for_stop(active), name=f"stop-listener-{active.run_id}"),
+    ]
     held_final: Event | None = None
+    interval = settings.RELAY_MIN_INTERVAL_SECONDS
+    loop = asyncio.get_running_loop()
     try:
         async for event in active.agent_run:
             if event["type"] == events.RUN_STARTED:
@@ -129,12 +174,40 @@ async def relay_run_events(active: ActiveRun) -> None:
                 held_final = event
                 continue
             if event["type"] == events.DONE:
+                for helper in helpers:
+                    helper.cancel()
                 await _persist(active)
                 if held_final is not None:
-                    await _publish(active, held_final)
-            await _publish(active, event)
+                    await publish_event(active.conversation_id, active.run_id, held_final)
+            started = loop.time()
+            await publish_event(active.conversation_id, active.run_id, event)
+            if event["type"] in (events.TOKEN, events.TOOL_ARGS):
+                # Text typed while this send was in flight, or within `interval` of it, waits in
+                # the run's queue and goes out merged: sends stay bounded however fast the model is.
+                await asyncio.sleep(max(0.0, interval - (loop.time() - started)))
     finally:
+        for helper in helpers:
+            helper.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
         _active.pop(active.conversation_id, None)
+        try:
+            await get_event_log().finish(active.run_id)
+        except Exception:
+            logger.exception("expiring the events of run %s failed", active.run_id)
+
+
+async def publish_event(conversation_id: int, run_id: str, event: Event) -> None:
+    """Append an event to the run's log, then send it to the conversation's tabs."""
+    try:
+        await get_event_log().append(run_id, event)
+    except Exception:
+        logger.exception("logging an event of run %s failed", run_id)
+    text = json.dumps(event, separators=(",", ":"))
+    try:
+        await get_channel_layer().group_send(group_name(conversation_id), {"type": GROUP_EVENT_TYPE, "text": text})
+    except Exception:
+        # Tabs that miss events see a gap in `seq`, or reconnect, and catch up from the log or storage.
+        logger.exception("relaying an event of run %s failed", run_id)
 
 
 async def _persist(active: ActiveRun) -> None:
@@ -147,13 +220,36 @@ async def _persist(active: ActiveRun) -> None:
             await asyncio.sleep(0.2 * attempt)
 
 
-async def _publish(active: ActiveRun, event: Event) -> None:
-    active.events.append(event)
-    text = json.dumps(event, separators=(",", ":"))
+async def _beat(active: ActiveRun) -> None:
+    """Every few seconds: record the answer so far and look for a stop asked from elsewhere."""
+    report = active.agent_run.report
+    while True:
+        await asyncio.sleep(settings.RUN_HEARTBEAT_SECONDS)
+        try:
+            stop = await database_sync_to_async(run_heartbeat)(
+                message_id=active.message_id,
+                content=active.agent_run.handler.answer_text,
+                tool_steps=[step.as_dict() for step in report.tool_steps],
+            )
+        except Exception:
+            logger.exception("heartbeat of run %s failed", active.run_id)
+            continue
+        if stop:
+            active.agent_run.cancel()
+
+
+async def _listen_for_stop(active: ActiveRun) -> None:
+    """The fast path of a stop asked from another process (the heartbeat is the durable one)."""
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(control_group_name(active.run_id), channel)
     try:
-        await get_channel_layer().group_send(
-            group_name(active.conversation_id), {"type": GROUP_EVENT_TYPE, "text": text}
-        )
-    except Exception:
-        # Tabs that miss events see a gap in `seq` and resynchronise from the buffer.
-        logger.exception("relaying an event of run %s failed", active.run_id)
+        while True:
+            message = await layer.receive(channel)
+            if message.get("type") == STOP_MESSAGE_TYPE:
+                active.agent_run.cancel()
+    finally:
+        try:
+            await asyncio.shield(layer.group_discard(control_group_name(active.run_id), channel))
+        except Exception:
+            logger.debug("leaving the control group of run %s failed", active.run_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -21,9 +22,10 @@ def conversation_get_for_user(*, user: AbstractBaseUser, conversation_id: int) -
 def conversation_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Conversation]:
     """The user's conversations, newest first, with message count and last status."""
     last_status = Message.objects.filter(conversation=OuterRef("pk")).order_by("-created", "-id")
-    return Conversation.objects.filter(owner=user).annotate(
-        message_count=Count("messages"),
-        last_status=Subquery(last_status.values("status")[:1]),
+    return (
+        Conversation.objects.filter(owner=user)
+        .annotate(message_count=Count("messages"), last_status=Subquery(last_status.values("status")[:1]))
+        .order_by("-updated", "-id")
     )
 
 
@@ -47,6 +49,11 @@ def message_payload(message: Message) -> dict[str, Any]:
         "error": message.error,
         "created": message.created.isoformat(),
     }
+
+
+def stale_runs(*, stale_before: datetime) -> list[Message]:
+    """Answers still `generating` whose process has not beaten since `stale_before`."""
+    return list(Message.objects.filter(status=Message.Status.GENERATING, heartbeat__lt=stale_before))
 
 
 def history_for_agent(*, conversation: Conversation, before_id: int, limit: int) -> list[BaseMessage]:

@@ -12,6 +12,7 @@ from agent_runtime.executor import RunReport
 from conversations.models import Conversation, Message
 
 TITLE_LENGTH = 60
+RUN_INTERRUPTED = "The server writing this answer stopped before it finished."
 
 
 class RunBusy(Exception):
@@ -41,7 +42,9 @@ def conversation_delete(*, conversation: Conversation) -> None:
     conversation.delete()
 
 
-def turn_start(*, conversation: Conversation, content: str, client_id: str, run_id: str, model: str) -> StartedTurn:
+def turn_start(
+    *, conversation: Conversation, content: str, client_id: str, run_id: str, model: str, worker: str
+) -> StartedTurn:
     """Store the user's message and a `generating` assistant message in one transaction.
 
     A message whose `client_id` is already stored is a resend: nothing is written.
@@ -50,6 +53,7 @@ def turn_start(*, conversation: Conversation, content: str, client_id: str, run_
     existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
     if existing is not None:
         return StartedTurn(user_message=existing, assistant_message=None)
+    now = datetime.now(UTC)
     try:
         with transaction.atomic():
             user_message = Message.objects.create(
@@ -64,7 +68,9 @@ def turn_start(*, conversation: Conversation, content: str, client_id: str, run_
                 status=Message.Status.GENERATING,
                 run_id=run_id,
                 model=model,
-                started=datetime.now(UTC),
+                worker=worker,
+                started=now,
+                heartbeat=now,
             )
             if not conversation.title:
                 conversation.title = _title_from(content)
@@ -88,6 +94,36 @@ def run_finish(*, message_id: int, report: RunReport) -> bool:
             error=report.error_message or "",
             finished=datetime.fromtimestamp(report.finished or report.started, UTC),
         )
+    return bool(updated)
+
+
+def run_heartbeat(*, message_id: int, content: str, tool_steps: list[dict]) -> bool:
+    """Record that the run is alive, with its answer so far; return whether a stop was requested."""
+    generating = Message.objects.filter(pk=message_id, status=Message.Status.GENERATING)
+    if not generating.update(heartbeat=datetime.now(UTC), content=content, tool_steps=tool_steps):
+        return True  # deleted with its conversation, or finished elsewhere: nobody wants more of it
+    return generating.filter(stop_requested=True).exists()
+
+
+def run_request_stop(*, conversation: Conversation) -> str | None:
+    """Durably ask the conversation's streaming run to stop; its run id, or None when none streams."""
+    message = Message.objects.filter(conversation=conversation, status=Message.Status.GENERATING).first()
+    if message is None:
+        return None
+    Message.objects.filter(pk=message.pk).update(stop_requested=True)
+    return message.run_id
+
+
+def run_interrupt(*, message_id: int, stale_before: datetime, content: str | None, tool_steps: list | None) -> bool:
+    """Mark a run whose process stopped beating as `interrupted`, unless it finished meanwhile."""
+    changes = {"status": Message.Status.INTERRUPTED, "error": RUN_INTERRUPTED, "finished": datetime.now(UTC)}
+    if content is not None:
+        changes["content"] = content
+    if tool_steps is not None:
+        changes["tool_steps"] = tool_steps
+    updated = Message.objects.filter(
+        pk=message_id, status=Message.Status.GENERATING, heartbeat__lt=stale_before
+    ).update(**changes)
     return bool(updated)
 
 

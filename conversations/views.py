@@ -76,7 +76,7 @@ def conversation_remove(request: HttpRequest, conversation_id: int) -> HttpRespo
     conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
     if conversation is None:
         raise Http404("No such conversation.")
-    runs.run_stop(conversation.pk)
+    runs.run_stop_threadsafe(conversation.pk)
     conversation_delete(conversation=conversation)
     messages.success(request, CONVERSATION_DELETED)
     return redirect("conversation_list")

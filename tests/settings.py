@@ -11,3 +11,4 @@ from chatsite.settings import AGENT_MODEL, STORAGES
 AGENT_MODEL = AGENT_MODEL.__class__(offline_tokens_per_second=0)
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+RUN_WATCHDOG = False

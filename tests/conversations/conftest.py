@@ -85,8 +85,8 @@ class Tab:
         self.frames: list[dict[str, Any]] = []
         self.snapshot: dict[str, Any] | None = None
 
-    async def receive(self, timeout: float = FRAME_TIMEOUT) -> dict[str, Any]:
-        frame = json.loads(await self.communicator.receive_from(timeout=timeout))
+    async def receive(self) -> dict[str, Any]:
+        frame = json.loads(await self.communicator.receive_from(timeout=FRAME_TIMEOUT))
         self.frames.append(frame)
         return frame
 

@@ -50,8 +50,7 @@ async def test_two_tabs_see_the_same_run_and_what_is_stored_matches(tabs, conver
     assert assistant.run_id == seen_first[0]["run_id"]
     results = [e for e in seen_first if e["type"] == "tool_result"]
     assert assistant.tool_steps == [
-        {"call_id": e["call_id"], "name": e["name"], "args": {"x": 10, "y": 10}, "output": e["output"]}
-        for e in results
+        {"call_id": e["call_id"], "name": e["name"], "args": {"x": 10, "y": 10}, "output": e["output"]} for e in results
     ]
     assert assistant.usage == final["usage"]
     assert assistant.finished is not None
@@ -148,7 +147,7 @@ async def test_history_is_per_conversation(tabs, alice, conversation):
     history = await database_sync_to_async(history_for_agent)(conversation=other, before_id=10**9, limit=20)
     mine = await database_sync_to_async(history_for_agent)(conversation=conversation, before_id=10**9, limit=20)
     assert history == []
-    assert [m.content for m in mine][0] == "What is 3 + 3?"
+    assert mine[0].content == "What is 3 + 3?"
 
 
 @pytest.mark.parametrize(
@@ -176,10 +175,10 @@ async def test_bad_frames_get_a_clear_error_store_nothing_and_keep_the_socket(ta
 
 async def test_strangers_are_refused_and_nothing_is_stored(conversation, bob, alice):
     for user, origin in [(None, b"http://localhost"), (bob, b"http://localhost"), (alice, b"http://evil.example")]:
-        tab, connected, _ = await open_tab(conversation.pk, user, origin=origin)
+        _, connected, _ = await open_tab(conversation.pk, user, origin=origin)
         assert not connected, (user, origin)
-    tab, connected, _ = await open_tab(conversation.pk, alice, origin=None)
+    _, connected, _ = await open_tab(conversation.pk, alice, origin=None)
     assert not connected
-    tab, connected, _ = await open_tab(987654, alice)
+    _, connected, _ = await open_tab(987654, alice)
     assert not connected
     assert await stored_messages(conversation) == []

@@ -1,0 +1,95 @@
+"""Each streaming run's events, kept so that a tab joining late (on any process) can catch up.
+
+One interface, two backends: in this process's memory when there is one process, or a
+Redis Stream per run (`REDIS_URL` set) shared by every process. A run's log expires a
+while after its `done`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import weakref
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from django.conf import settings
+
+from agent_runtime.events import Event
+
+KEY_PREFIX = "agentchat:run:"
+LIVE_TTL_SECONDS = 24 * 3600
+DONE_TTL_SECONDS = 600
+
+
+class RunEventLog(Protocol):
+    """Append-only event log of runs, keyed by run id."""
+
+    async def append(self, run_id: str, event: Event) -> None:
+        """Add the run's next event."""
+
+    async def read(self, run_id: str) -> list[Event]:
+        """Every event of the run so far (empty when unknown or expired)."""
+
+    async def finish(self, run_id: str) -> None:
+        """The run is over: keep its events a little longer, then forget them."""
+
+
+class MemoryEventLog:
+    """The log of a single-process deployment."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, list[Event]] = {}
+
+    async def append(self, run_id: str, event: Event) -> None:
+        self._runs.setdefault(run_id, []).append(event)
+
+    async def read(self, run_id: str) -> list[Event]:
+        return list(self._runs.get(run_id, ()))
+
+    async def finish(self, run_id: str) -> None:
+        asyncio.get_running_loop().call_later(DONE_TTL_SECONDS, self._runs.pop, run_id, None)
+
+
+class RedisEventLog:
+    """A Redis Stream per run: `XADD` per event, `XRANGE` to read, `EXPIRE` after `done`."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _client(self) -> aioredis.Redis:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = aioredis.Redis.from_url(self._url, socket_timeout=5, socket_connect_timeout=2)
+            self._clients[loop] = client
+        return client
+
+    async def append(self, run_id: str, event: Event) -> None:
+        key = KEY_PREFIX + run_id
+        async with self._client().pipeline(transaction=False) as pipe:
+            pipe.xadd(key, {"e": json.dumps(event, separators=(",", ":"))})
+            if event.get("seq") == 1:
+                pipe.expire(key, LIVE_TTL_SECONDS)
+            await pipe.execute()
+
+    async def read(self, run_id: str) -> list[Event]:
+        entries = await self._client().xrange(KEY_PREFIX + run_id)
+        return [json.loads(fields[b"e"]) for _id, fields in entries]
+
+    async def finish(self, run_id: str) -> None:
+        await self._client().expire(KEY_PREFIX + run_id, DONE_TTL_SECONDS)
+
+
+_logs: dict[str, RunEventLog] = {}
+
+
+def get_event_log() -> RunEventLog:
+    """The log for the current settings (Redis when `REDIS_URL` is set)."""
+    url = settings.REDIS_URL
+    if url not in _logs:
+        _logs[url] = RedisEventLog(url) if url else MemoryEventLog()
+    return _logs[url]

@@ -1,0 +1,106 @@
+"""Runs whose process died: found by their silent heartbeat, marked `interrupted`, tabs told.
+
+Every server process sweeps once when it starts serving sockets and then every
+`RUN_SWEEP_SECONDS`; `manage.py sweep_runs` does one sweep from a shell or a timer.
+The update is conditional, so a message that completed is never overwritten and only
+one process announces each interruption.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from agent_runtime import events
+from agent_runtime.events import Event
+from conversations import runs
+from conversations.event_log import get_event_log
+from conversations.models import Message
+from conversations.selectors import stale_runs
+from conversations.services import RUN_INTERRUPTED, run_interrupt
+
+logger = logging.getLogger(__name__)
+
+_sweepers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+
+
+def ensure_watchdog() -> None:
+    """Start this process's periodic sweep, once per event loop."""
+    if not settings.RUN_WATCHDOG:
+        return
+    loop = asyncio.get_running_loop()
+    task = _sweepers.get(loop)
+    if task is None or task.done():
+        _sweepers[loop] = loop.create_task(_sweep_forever(), name="run-watchdog")
+
+
+async def _sweep_forever() -> None:
+    while True:
+        try:
+            await sweep_interrupted_runs()
+        except Exception:
+            logger.exception("sweeping interrupted runs failed")
+        await asyncio.sleep(settings.RUN_SWEEP_SECONDS)
+
+
+async def sweep_interrupted_runs() -> int:
+    """Mark every run that stopped beating as interrupted and tell its tabs; how many were."""
+    stale_before = datetime.now(UTC) - timedelta(seconds=settings.RUN_STALE_SECONDS)
+    interrupted = 0
+    for message in await database_sync_to_async(stale_runs)(stale_before=stale_before):
+        if await _interrupt(message, stale_before):
+            interrupted += 1
+    return interrupted
+
+
+async def _interrupt(message: Message, stale_before: datetime) -> bool:
+    active = runs.active_run_get(message.conversation_id)
+    if active is not None and active.run_id == message.run_id:
+        return False  # executing here: alive, only slow to beat
+    try:
+        logged = await get_event_log().read(message.run_id)
+    except Exception:
+        logger.exception("reading the events of run %s failed", message.run_id)
+        logged = []
+    content, tool_steps = partial_answer(logged) if logged else (None, None)
+    changed = await database_sync_to_async(run_interrupt)(
+        message_id=message.pk, stale_before=stale_before, content=content, tool_steps=tool_steps
+    )
+    if not changed or (logged and logged[-1]["type"] == events.DONE):
+        return changed
+    seq = logged[-1]["seq"] if logged else 0
+    ending = [
+        {"type": events.ERROR, "run_id": message.run_id, "seq": seq + 1, "code": events.ERROR_INTERRUPTED,
+         "message": RUN_INTERRUPTED},
+        {"type": events.DONE, "run_id": message.run_id, "seq": seq + 2, "status": "interrupted"},
+    ]  # fmt: skip
+    for event in ending:
+        await runs.publish_event(message.conversation_id, message.run_id, event)
+    await get_event_log().finish(message.run_id)
+    return True
+
+
+def partial_answer(logged: list[Event]) -> tuple[str, list[dict[str, Any]]]:
+    """The answer text and tool steps a run had streamed, rebuilt from its events."""
+    text = "".join(e["text"] for e in logged if e["type"] == events.TOKEN)
+    args: dict[str, str] = {}
+    steps = []
+    for event in logged:
+        if event["type"] == events.TOOL_ARGS:
+            args[event["call_id"]] = args.get(event["call_id"], "") + event["delta"]
+        elif event["type"] == events.TOOL_RESULT:
+            raw = args.get(event["call_id"], "")
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                parsed = raw
+            step = {"call_id": event["call_id"], "name": event["name"], "args": parsed}
+            step.update({k: event[k] for k in ("output", "error") if k in event})
+            steps.append(step)
+    return text, steps

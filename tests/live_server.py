@@ -1,0 +1,239 @@
+"""Real server processes on loopback for tests and the benchmark.
+
+`Deployment` prepares a database (a fresh PostgreSQL database, or a SQLite file), runs
+the migrations and collectstatic, and starts daphne processes with the production
+settings. `Browser`-less clients sign up over HTTP like a person, and open WebSockets
+with the session cookie and the page's Origin.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse, urlunparse
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+DAPHNE = Path(sys.executable).with_name("daphne")
+PASSWORD = "a-long-test-password-1"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def postgres_database(base_url: str) -> tuple[str, Callable[[], None]]:
+    """Create an empty PostgreSQL database next to `base_url`'s; its URL and a function dropping it."""
+    import psycopg
+
+    name = f"agentchat_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    parsed = urlparse(base_url)
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(base_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return urlunparse(parsed._replace(path=f"/{name}")), drop
+
+
+@dataclass
+class Session:
+    """A logged-in user: an HTTP client holding the session cookie."""
+
+    username: str
+    http: httpx.Client
+
+    @property
+    def cookie_header(self) -> str:
+        """The Cookie header a browser would send."""
+        return "; ".join(f"{c.name}={c.value}" for c in self.http.cookies.jar)
+
+    def new_conversation(self) -> int:
+        """Create a conversation through the page's form; its id."""
+        response = self.http.post("/conversations/new/", data=self._csrf())
+        match = re.search(r"/conversations/(\d+)/", response.headers.get("location", ""))
+        assert response.status_code == 302 and match, response.text[:500]
+        return int(match.group(1))
+
+    def _csrf(self) -> dict[str, str]:
+        if "csrftoken" not in self.http.cookies:
+            self.http.get("/accounts/login/")
+        return {"csrfmiddlewaretoken": self.http.cookies["csrftoken"]}
+
+
+@dataclass
+class Server:
+    """One daphne process."""
+
+    port: int
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ws_url(self, conversation_id: int) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/conversations/{conversation_id}/"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass
+class Deployment:
+    """Database, settings and daphne processes of one test deployment."""
+
+    env: dict[str, str]
+    servers: list[Server] = field(default_factory=list)
+    _cleanups: list[Callable[[], None]] = field(default_factory=list)
+    _workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="agentchat-")))
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        database_url: str | None = None,
+        redis_url: str = "",
+        tokens_per_second: float = 0,
+        extra_env: dict[str, str] | None = None,
+    ) -> Deployment:
+        """Prepare the database and settings (no server started yet)."""
+        deployment = cls(env={})
+        if database_url:
+            url, drop = postgres_database(database_url)
+            deployment._cleanups.append(drop)
+        else:
+            url = f"sqlite:///{deployment._workdir / 'db.sqlite3'}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "DJANGO_", "PYTEST"))}
+        env.update(
+            DJANGO_SETTINGS_MODULE="chatsite.settings",
+            DJANGO_SECRET_KEY="live-test-" + uuid.uuid4().hex,
+            DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+            DATABASE_URL=url,
+            DJANGO_STATIC_ROOT=str(deployment._workdir / "static"),
+            REDIS_URL=redis_url,
+            OFFLINE_MODEL_TOKENS_PER_SECOND=str(tokens_per_second),
+            RUN_HEARTBEAT_SECONDS="0.5",
+            RUN_STALE_SECONDS="3",
+            RUN_SWEEP_SECONDS="1",
+            LOG_LEVEL="WARNING",
+        )
+        env.update(extra_env or {})
+        deployment.env = env
+        deployment.manage("migrate", "--noinput")
+        deployment.manage("collectstatic", "--noinput")
+        return deployment
+
+    def manage(self, *args: str) -> str:
+        """Run a manage.py command with the deployment's settings."""
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout
+
+    def start_server(self, **extra_env: str) -> Server:
+        """Start one more daphne process and wait until it answers."""
+        port = free_port()
+        log_path = self._workdir / f"daphne-{port}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [str(DAPHNE), "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"],
+                cwd=ROOT,
+                env={**self.env, **extra_env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        server = Server(port=port, process=process, log_path=log_path)
+        self.servers.append(server)
+        self._wait_until_up(server)
+        return server
+
+    def _wait_until_up(self, server: Server, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                raise RuntimeError(f"daphne exited:\n{server.log()[-3000:]}")
+            try:
+                if httpx.get(server.http_url + "/accounts/login/", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"daphne did not start:\n{server.log()[-3000:]}")
+
+    def kill(self, server: Server) -> None:
+        """SIGKILL a server process: no clean shutdown."""
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=10)
+
+    def sign_up(self, server: Server, username: str | None = None) -> Session:
+        """Sign up through the page, like a newcomer; the logged-in session."""
+        username = username or f"user{uuid.uuid4().hex[:8]}"
+        http = httpx.Client(base_url=server.http_url, timeout=10, follow_redirects=False)
+        http.get("/accounts/signup/")
+        response = http.post(
+            "/accounts/signup/",
+            data={
+                "csrfmiddlewaretoken": http.cookies["csrftoken"],
+                "username": username,
+                "password1": PASSWORD,
+                "password2": PASSWORD,
+            },
+        )
+        assert response.status_code == 302, response.text[:2000]
+        return Session(username=username, http=http)
+
+    def query(self, sql: str, *params: Any) -> list[tuple]:
+        """Read the deployment's database directly (to check what is stored)."""
+        url = self.env["DATABASE_URL"]
+        if url.startswith("sqlite"):
+            import sqlite3
+
+            with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+                return conn.execute(sql.replace("%s", "?"), params).fetchall()
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        """Stop every server and drop the database."""
+        for server in self.servers:
+            if server.process.poll() is None:
+                os.killpg(server.process.pid, signal.SIGTERM)
+                try:
+                    server.process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(server.process.pid, signal.SIGKILL)
+        for cleanup in self._cleanups:
+            cleanup()
+
+
+def ws_headers(session: Session, server: Server) -> dict[str, str]:
+    """The headers a browser tab of `session` sends when it opens the conversation socket."""
+    return {"Cookie": session.cookie_header, "Origin": server.http_url}
+
+
+def dumps(frame: dict[str, Any]) -> str:
+    return json.dumps(frame)
