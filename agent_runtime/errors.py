@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import httpx2  # the openai client's HTTP library from version 3 on
 import openai
 from pydantic import ValidationError
 
@@ -20,9 +21,9 @@ def describe_model_error(error: BaseException) -> tuple[str, str]:
         retry_after = error.response.headers.get("retry-after")
         hint = f" (retry after {retry_after} s)" if retry_after else ""
         return events.ERROR_MODEL_RATE_LIMITED, MODEL_RATE_LIMITED + hint
-    if isinstance(error, openai.APITimeoutError | httpx.TimeoutException):
+    if isinstance(error, openai.APITimeoutError | httpx.TimeoutException | httpx2.TimeoutException | TimeoutError):
         return events.ERROR_MODEL_TIMEOUT, MODEL_TIMEOUT
-    if isinstance(error, openai.APIConnectionError | httpx.TransportError):
+    if isinstance(error, openai.APIConnectionError | httpx.TransportError | httpx2.TransportError):
         return events.ERROR_MODEL_UNAVAILABLE, MODEL_UNAVAILABLE
     if isinstance(error, openai.APIStatusError):
         return events.ERROR_MODEL_FAILED, f"{MODEL_FAILED} HTTP {error.status_code}: {_short(error.message)}"

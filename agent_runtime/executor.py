@@ -165,15 +165,19 @@ class AgentRun:
     async def _produce(self) -> None:
         self.handler.put(events.RUN_STARTED, model=self.report.model)
         status = "completed"
+        deadline = asyncio.timeout(self._timeout)
         try:
             if self._cancel_requested:
                 raise asyncio.CancelledError
-            async with asyncio.timeout(self._timeout):
+            async with deadline:
                 await self._agent_loop()
         except asyncio.CancelledError:
             status = "cancelled"
-        except TimeoutError:
-            status = self._fail(events.ERROR_TIMEOUT, RUN_TIMED_OUT.format(seconds=self._timeout))
+        except TimeoutError as error:
+            if deadline.expired():
+                status = self._fail(events.ERROR_TIMEOUT, RUN_TIMED_OUT.format(seconds=self._timeout))
+            else:  # the model client's own timeout, not the run's deadline
+                status = self._fail(*describe_model_error(error), already_reported=error is self.handler.reported_error)
         except _StopRun as stop:
             status = self._fail(stop.code, stop.message)
         except Exception as error:

@@ -20,6 +20,11 @@ from tests.services import require_postgres, require_redis, require_redis_server
 pytestmark = [pytest.mark.asyncio, pytest.mark.redis, pytest.mark.postgres]
 
 
+def start_redis(command):
+    """A private Redis that this test may kill and restart."""
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
+
+
 @pytest.fixture(scope="module")
 def deployment():
     redis_url = require_redis()
@@ -50,14 +55,14 @@ def stored_answer(deployment, conversation_id):
     return rows[0] if rows else None
 
 
-async def wait_for_stored(deployment, conversation_id, timeout=20):
-    deadline = time.monotonic() + timeout
+async def wait_for_stored(deployment, conversation_id, seconds=20):
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         row = stored_answer(deployment, conversation_id)
         if row and row[0] != "generating":
             return row
         await asyncio.sleep(0.1)
-    raise AssertionError(f"still generating after {timeout}s: {stored_answer(deployment, conversation_id)}")
+    raise AssertionError(f"still generating after {seconds}s: {stored_answer(deployment, conversation_id)}")
 
 
 async def test_tabs_on_two_processes_see_one_identical_stream(deployment, two_servers, alice):
@@ -127,10 +132,10 @@ async def test_redis_restarted_mid_run_still_stores_the_answer(tmp_path):
     port = free_port()
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                "--dir", str(tmp_path)]  # fmt: skip
-    private_redis = subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
+    private_redis = start_redis(command)
     deployment = None
     try:
-        time.sleep(0.5)
+        await asyncio.sleep(0.5)
         deployment = Deployment.create(
             database_url=postgres_url, redis_url=f"redis://127.0.0.1:{port}/0", tokens_per_second=100
         )
@@ -144,9 +149,9 @@ async def test_redis_restarted_mid_run_still_stores_the_answer(tmp_path):
         os.killpg(private_redis.pid, signal.SIGKILL)
         private_redis.wait()
         await asyncio.sleep(1)
-        private_redis = subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
+        private_redis = start_redis(command)
 
-        status, content = await wait_for_stored(deployment, conversation, timeout=30)
+        status, content = await wait_for_stored(deployment, conversation, seconds=30)
         assert status == "completed"
         assert content == ", ".join(str(n) for n in range(1, 401)) + "."
         reconnected = await LiveTab.open(server, session, conversation)
@@ -170,5 +175,4 @@ async def test_fast_tokens_are_coalesced_into_fewer_sends_and_the_text_is_exact(
         tokens = [e for e in seen if e["type"] == "token"]
         assert "".join(e["text"] for e in tokens) == expected
         assert len(tokens) < 1000, len(tokens)
-        print("token events", len(tokens), "events", len(seen))
         assert [e["seq"] for e in seen] == list(range(1, len(seen) + 1))
