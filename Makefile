@@ -31,6 +31,7 @@ superuser: $(STAMP) ## Create a staff account for the admin
 test: $(STAMP) ## Run the whole test suite (set-up included)
 	$(BIN)/python manage.py check --settings=tests.settings
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings=tests.settings
+	@if command -v node >/dev/null; then node --test tests/js/; else echo "node not found: skipping the page's JavaScript tests"; fi
 	$(BIN)/pytest
 
 lint: $(STAMP) ## ruff lint and format check

@@ -5,7 +5,8 @@ model does. It works out arithmetic step by step with the tools (independent
 operations in parallel), counts ("count to 50"), and for anything else explains
 that it is the offline demo and how to configure a real model. The same input
 always gives the same stream. "Simulate an error" makes it fail mid-answer, to
-show what a model failure looks like.
+show what a model failure looks like; "stamp 300 tokens" answers 300 tokens that
+each carry the time they were emitted, for the benchmark.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from agent_runtime.arithmetic import Operation, parse_expression, plan_ready_ope
 OFFLINE_MODEL_NAME = "offline-demo"
 MAX_COUNT = 5000
 FAIL_AFTER_FRAGMENTS = 6
+# "stamp N tokens" answers N tokens, each the monotonic time it was emitted at: a latency probe.
+STAMP = "@@now@@"
 
 NOT_ARITHMETIC = (
     "I'm the offline demo model, so I can only work out arithmetic, step by step with my "
@@ -86,8 +89,8 @@ class OfflineDemoModel(BaseChatModel):
         started = time.monotonic()
         for position, chunk in enumerate(_reply_chunks(messages)):
             delay = started + position * interval - time.monotonic()
-            await asyncio.sleep(delay if delay > 0 else 0)
-            yield ChatGenerationChunk(message=chunk)
+            await asyncio.sleep(max(0, delay))
+            yield ChatGenerationChunk(message=_stamped(chunk))
 
 
 def _reply_chunks(messages: list[BaseMessage]) -> Iterator[AIMessageChunk]:
@@ -124,6 +127,10 @@ def _plan_chunks(question: str, turn: list[BaseMessage]) -> Iterator[AIMessageCh
     if failures:
         yield from _answer_chunks(f"I could not work that out: {failures[0]}", [])
         return
+    stamps = re.search(r"\bstamp (\d+) tokens\b", question, re.IGNORECASE)
+    if stamps:
+        yield from _answer_chunks(" ".join([STAMP] * min(int(stamps.group(1)), MAX_COUNT)), [])
+        return
     counted = re.search(r"\bcount (?:up )?to (\d+)", question, re.IGNORECASE)
     if counted:
         limit = min(int(counted.group(1)), MAX_COUNT)
@@ -157,6 +164,14 @@ def _answer_chunks(answer: str, tools_used: list[str]) -> Iterator[AIMessageChun
     for word in re.findall(r"\S+\s*|\s+", answer):
         yield _call_chunk(0, json.dumps(word, ensure_ascii=False)[1:-1])
     yield _call_chunk(0, f'", "tools_used": {json.dumps(tools_used)}}}')
+
+
+def _stamped(chunk: AIMessageChunk) -> AIMessageChunk:
+    """Put the emission time (monotonic seconds) into a latency-probe token as it leaves."""
+    call = chunk.tool_call_chunks[0] if chunk.tool_call_chunks else None
+    if call is None or STAMP not in (call["args"] or ""):
+        return chunk
+    return _call_chunk(call["index"], call["args"].replace(STAMP, f"{time.monotonic():.6f}"))
 
 
 def _call_chunk(index: int, args: str, *, call_id: str | None = None, name: str | None = None) -> AIMessageChunk:

@@ -96,10 +96,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = _env("REDIS_URL")
 CHANNEL_CAPACITY = int(_env_number("CHANNEL_CAPACITY", 100))
+REDIS_CHANNEL_LAYER = _env("REDIS_CHANNEL_LAYER", "core")
+_REDIS_LAYERS = {
+    "core": "channels_redis.core.RedisChannelLayer",
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+}
+if REDIS_CHANNEL_LAYER not in _REDIS_LAYERS:
+    raise ImproperlyConfigured(f"REDIS_CHANNEL_LAYER must be one of {sorted(_REDIS_LAYERS)}")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": _REDIS_LAYERS[REDIS_CHANNEL_LAYER],
             # redis-py reads time out after 5 s by default, the very time channels-redis blocks
             # waiting for a message: give reads more, and fail connects fast.
             "CONFIG": {

@@ -74,15 +74,15 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             or not isinstance(client_id, str)
             or not 0 < len(client_id) <= 64
         ):
-            await self.send_error("bad_request", BAD_SEND)
+            await self.send_error("bad_request", BAD_SEND, client_id=client_id)
             return
         if len(content) > settings.MESSAGE_MAX_LENGTH:
-            await self.send_error("too_long", TOO_LONG.format(limit=settings.MESSAGE_MAX_LENGTH))
+            await self.send_error("too_long", TOO_LONG.format(limit=settings.MESSAGE_MAX_LENGTH), client_id=client_id)
             return
         try:
             await runs.run_send(conversation=self.conversation, content=content, client_id=client_id)
         except RunBusy:
-            await self.send_error("busy", RUN_BUSY)
+            await self.send_error("busy", RUN_BUSY, client_id=client_id)
 
     async def run_event(self, message: dict[str, Any]) -> None:
         """Forward one run event (already JSON) from the group to this tab."""
@@ -92,6 +92,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         """The stored messages and the events so far of the run streaming now."""
         await self.send(text_data=json.dumps(await runs.conversation_snapshot(self.conversation)))
 
-    async def send_error(self, code: str, message: str) -> None:
-        """An error for this tab only (not part of any run)."""
-        await self.send(text_data=json.dumps({"type": "error", "code": code, "message": message}))
+    async def send_error(self, code: str, message: str, *, client_id: Any = None) -> None:
+        """An error for this tab only (not part of any run); names the refused send's `client_id`."""
+        frame = {"type": "error", "code": code, "message": message}
+        if isinstance(client_id, str) and client_id:
+            frame["client_id"] = client_id[:64]
+        await self.send(text_data=json.dumps(frame))

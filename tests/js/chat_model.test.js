@@ -158,6 +158,15 @@ test("stored tool steps: object args formatted, raw string args kept, errors", (
   assert.equal(resultText(c.output), "null");
 });
 
+test("a generating message without an active run shows no running tool", () => {
+  const model = new ChatModel();
+  const messages = storedMessages();
+  messages[1].tool_steps = [{ call_id: "a", name: "add", args: { x: 1, y: 2 } }];
+  model.applySnapshot({ type: "snapshot", messages, active_run: null });
+  assert.equal(model.messages[1].tools[0].phase, "stopped");
+  assert.equal(model.activeRunId, null);
+});
+
 test("busy: the queued send is rejected, its text comes back", () => {
   const model = new ChatModel();
   model.applySnapshot(EMPTY);

@@ -1,0 +1,211 @@
+// Agent Chat wire protocol, browser side.
+//
+// This file mirrors agent_runtime/events.py; change both together (and
+// docs/protocol.md, which documents it).
+//
+// Server -> browser frames:
+//   * {"type": "snapshot", "messages": [...], "active_run": null | {"run_id", "events": [...]}}
+//   * run events: {"type", "run_id", "seq", ...}; seq is 1, 2, 3, ... per run, no gaps.
+//   * direct errors to one socket (no run_id / seq): {"type": "error", "code", "message"}
+// Browser -> server frames: send / stop / sync (see the builders below).
+//
+// Loaded as a classic script (window.AgentChatProtocol) and, for tests, by Node
+// through require() (module.exports). It never touches the DOM.
+(function (root) {
+  "use strict";
+
+  // Event types (agent_runtime/events.py: RUN_STARTED ... DONE).
+  const EVENT = Object.freeze({
+    RUN_STARTED: "run_started",
+    TOOL_START: "tool_start",
+    TOOL_ARGS: "tool_args",
+    TOOL_RESULT: "tool_result",
+    STEP_END: "step_end",
+    TOKEN: "token",
+    FINAL: "final",
+    ERROR: "error",
+    DONE: "done",
+  });
+  const EVENT_TYPES = Object.freeze(Object.values(EVENT));
+
+  // Frames that are not run events.
+  const SNAPSHOT = "snapshot";
+
+  // agent_runtime/events.py: DONE_STATUSES.
+  const DONE_STATUS = Object.freeze({
+    COMPLETED: "completed",
+    CANCELLED: "cancelled",
+    ERROR: "error",
+    INTERRUPTED: "interrupted",
+  });
+  const DONE_STATUSES = Object.freeze(Object.values(DONE_STATUS));
+
+  // Message.status values as stored by the chat product (DONE_STATUSES plus "generating").
+  const MESSAGE_STATUS = Object.freeze(Object.assign({ GENERATING: "generating" }, DONE_STATUS));
+
+  // Error codes of `error` run events (agent_runtime/events.py: ERROR_*).
+  const RUN_ERROR = Object.freeze({
+    MODEL_RATE_LIMITED: "model_rate_limited",
+    MODEL_UNAVAILABLE: "model_unavailable",
+    MODEL_FAILED: "model_error",
+    MODEL_TIMEOUT: "model_timeout",
+    TIMEOUT: "timeout",
+    MAX_ITERATIONS: "max_iterations",
+    INTERRUPTED: "interrupted",
+  });
+
+  // Codes of direct errors, sent to one socket only (no run_id, no seq).
+  const DIRECT_ERROR = Object.freeze({
+    BUSY: "busy",
+    TOO_LONG: "too_long",
+    BAD_REQUEST: "bad_request",
+    RATE_LIMITED: "rate_limited",
+  });
+  // Direct errors that reject the browser's last `send` (its text goes back into the composer).
+  const SEND_REJECTION_CODES = Object.freeze([
+    DIRECT_ERROR.BUSY,
+    DIRECT_ERROR.TOO_LONG,
+    DIRECT_ERROR.RATE_LIMITED,
+    DIRECT_ERROR.BAD_REQUEST,
+    "empty",
+  ]);
+
+  // Close codes that mean "you may not open this conversation": do not reconnect.
+  const FORBIDDEN_CLOSE_CODES = Object.freeze([4401, 4403, 4404, 1008]);
+
+  // Browser -> server frame types and builders.
+  const CLIENT = Object.freeze({ SEND: "send", STOP: "stop", SYNC: "sync" });
+
+  function sendFrame(content, clientId) {
+    return { type: CLIENT.SEND, content: String(content), client_id: String(clientId) };
+  }
+  function stopFrame() {
+    return { type: CLIENT.STOP };
+  }
+  function syncFrame() {
+    return { type: CLIENT.SYNC };
+  }
+
+  // crypto.randomUUID() exists only in secure contexts (https, localhost);
+  // fall back to getRandomValues() so plain-http deployments work too.
+  function newClientId() {
+    const c = root.crypto;
+    if (c && typeof c.randomUUID === "function") {
+      try {
+        return c.randomUUID();
+      } catch (_) {
+        /* insecure context: fall through */
+      }
+    }
+    const bytes = new Uint8Array(16);
+    if (c && typeof c.getRandomValues === "function") c.getRandomValues(bytes);
+    else for (let i = 0; i < 16; i++) bytes[i] = Math.floor(Math.random() * 256);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  }
+
+  /** A run event carries run_id and a positive integer seq; direct errors do not. */
+  function isRunEvent(frame) {
+    return (
+      frame !== null &&
+      typeof frame === "object" &&
+      typeof frame.type === "string" &&
+      typeof frame.run_id === "string" &&
+      frame.run_id !== "" &&
+      Number.isInteger(frame.seq) &&
+      frame.seq >= 1
+    );
+  }
+
+  function isDirectError(frame) {
+    return frame !== null && typeof frame === "object" && frame.type === EVENT.ERROR && !isRunEvent(frame);
+  }
+
+  // RunTracker.check() verdicts.
+  const VERDICT = Object.freeze({
+    APPLY: "apply", // next event of its run: apply it
+    DUPLICATE: "duplicate", // seq <= lastSeq: already applied (e.g. replay then live)
+    GAP: "gap", // seq > lastSeq + 1: something was lost; send `sync`
+    STALE: "stale", // a sync is pending: ignore live events until the snapshot
+  });
+
+  /**
+   * Per-run sequence tracking. Keeps the last applied seq of every run seen,
+   * drops duplicates, detects gaps, and after a gap ignores live events until
+   * the next snapshot (which calls reset()).
+   */
+  class RunTracker {
+    constructor() {
+      this.lastSeq = new Map();
+      this.awaitingSnapshot = false;
+    }
+
+    /** Forget everything: called when a snapshot arrives (it is the new truth). */
+    reset() {
+      this.lastSeq.clear();
+      this.awaitingSnapshot = false;
+    }
+
+    /** Record that `seq` of `runId` is already applied (snapshot replay). */
+    setLastSeq(runId, seq) {
+      this.lastSeq.set(runId, seq);
+    }
+
+    /** A run that is over in the snapshot: any late live event of it is a duplicate. */
+    markFinished(runId) {
+      this.lastSeq.set(runId, Number.POSITIVE_INFINITY);
+    }
+
+    getLastSeq(runId) {
+      return this.lastSeq.has(runId) ? this.lastSeq.get(runId) : 0;
+    }
+
+    /** Waiting for a snapshot after a gap (set by check(), cleared by reset()). */
+    expectSnapshot() {
+      this.awaitingSnapshot = true;
+    }
+
+    /**
+     * Classify a live run event and, when the verdict is APPLY, record its seq.
+     * GAP switches the tracker into "awaiting snapshot" mode.
+     */
+    check(event) {
+      if (this.awaitingSnapshot) return VERDICT.STALE;
+      const last = this.getLastSeq(event.run_id);
+      if (event.seq <= last) return VERDICT.DUPLICATE;
+      if (event.seq > last + 1) {
+        this.awaitingSnapshot = true;
+        return VERDICT.GAP;
+      }
+      this.lastSeq.set(event.run_id, event.seq);
+      return VERDICT.APPLY;
+    }
+  }
+
+  const api = Object.freeze({
+    EVENT,
+    EVENT_TYPES,
+    SNAPSHOT,
+    DONE_STATUS,
+    DONE_STATUSES,
+    MESSAGE_STATUS,
+    RUN_ERROR,
+    DIRECT_ERROR,
+    SEND_REJECTION_CODES,
+    FORBIDDEN_CLOSE_CODES,
+    CLIENT,
+    VERDICT,
+    sendFrame,
+    stopFrame,
+    syncFrame,
+    newClientId,
+    isRunEvent,
+    isDirectError,
+    RunTracker,
+  });
+
+  root.AgentChatProtocol = api;
+  if (typeof module !== "undefined" && module.exports) module.exports = api;
+})(typeof window !== "undefined" ? window : globalThis);
