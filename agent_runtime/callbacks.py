@@ -40,6 +40,11 @@ class StreamedCall:
 class QueueCallbackHandler(AsyncCallbackHandler):
     """Turns one run's LLM stream into events; iterate it to read them in order."""
 
+    # Called inline, not in a task gathered per event: the hooks never await, so a cancel
+    # lands in the model's HTTP read, which closes the stream, and not in LangChain's
+    # callback dispatch between two chunks, which leaves the stream open for the GC.
+    run_inline = True
+
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -162,16 +167,18 @@ class QueueCallbackHandler(AsyncCallbackHandler):
             call.announced = True
             call.call_id = self._unique_call_id(call)
             if call.name == FINAL_ANSWER:
-                call.answer = AnswerStream()
+                # Only the step's first answer streams: the executor answers with the first.
+                if not any(other.answer is not None for other in self.calls.values()):
+                    call.answer = AnswerStream()
             else:
                 self.put(events.TOOL_START, call_id=call.call_id, name=call.name)
         args, call.pending_args = "".join(call.pending_args), []
         if not args:
             return
-        if call.answer is not None:
-            self.add_answer_text(call.answer.feed(args))
-        else:
+        if call.name != FINAL_ANSWER:
             self.put(events.TOOL_ARGS, call_id=call.call_id, delta=args)
+        elif call.answer is not None:
+            self.add_answer_text(call.answer.feed(args))
 
     def _unique_call_id(self, call: StreamedCall) -> str:
         call_id = call.raw_id or f"call_{self._step}_{call.index}"

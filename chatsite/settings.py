@@ -171,6 +171,9 @@ AGENT_MAX_ITERATIONS = int(_env_number("AGENT_MAX_ITERATIONS", 8))
 AGENT_RUN_TIMEOUT = _env_number("AGENT_RUN_TIMEOUT", 120.0)
 AGENT_HISTORY_MESSAGES = int(_env_number("AGENT_HISTORY_MESSAGES", 20))
 MESSAGE_MAX_LENGTH = 8000
+# Per user, across all conversations and processes: messages per minute, answers streaming at once.
+RATE_LIMIT_MESSAGES_PER_MINUTE = int(_env_number("RATE_LIMIT_MESSAGES_PER_MINUTE", 20))
+RATE_LIMIT_CONCURRENT_RUNS = int(_env_number("RATE_LIMIT_CONCURRENT_RUNS", 3))
 
 # Multi-process runs: how often a run records it is alive, when a silent one counts as
 # interrupted, and how often each process looks for such runs.

@@ -10,18 +10,20 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from conversations import runs
-from conversations.selectors import conversation_get_for_user
-from conversations.services import RunBusy
+from conversations.selectors import conversation_get_for_user, session_is_current
+from conversations.services import RateLimited, RunBusy
 from conversations.watchdog import ensure_watchdog
 
+CLOSE_LOGGED_OUT = 4401
 CLOSE_NOT_ALLOWED = 4403
+CLOSE_GONE = 4404
 
 BAD_JSON = "A frame must be a JSON object."
 UNKNOWN_FRAME = "Unknown frame type; expected send, stop or sync."
 BAD_SEND = "A send frame needs a non-empty 'content' string and a 'client_id' string of at most 64 characters."
 TOO_LONG = "The message is longer than {limit} characters."
 RUN_BUSY = "An answer is still being written; wait for it or stop it first."
-CONVERSATION_GONE = "This conversation no longer exists."
+RATE_LIMITED = "You are sending too fast or have too many answers streaming; try again in {seconds} s."
 
 
 class ConversationConsumer(AsyncWebsocketConsumer):
@@ -52,10 +54,13 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         """Validate one client frame and act on it."""
         try:
             frame = json.loads(text_data if text_data is not None else bytes_data or b"")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to parse
             await self.send_error("bad_request", BAD_JSON)
             return
         kind = frame.get("type") if isinstance(frame, dict) else None
+        if kind in ("send", "stop") and not await self.session_is_current():
+            await self.close(code=CLOSE_LOGGED_OUT)
+            return
         if kind == "send":
             await self.handle_send(frame)
         elif kind == "stop":
@@ -83,6 +88,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await runs.run_send(conversation=self.conversation, content=content, client_id=client_id)
         except RunBusy:
             await self.send_error("busy", RUN_BUSY, client_id=client_id)
+        except RateLimited as limited:
+            message = RATE_LIMITED.format(seconds=limited.retry_after)
+            await self.send_error("rate_limited", message, client_id=client_id, retry_after=limited.retry_after)
 
     async def run_event(self, message: dict[str, Any]) -> None:
         """Forward one run event (already JSON) from the group to this tab."""
@@ -92,9 +100,20 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         """The stored messages and the events so far of the run streaming now."""
         await self.send(text_data=json.dumps(await runs.conversation_snapshot(self.conversation)))
 
-    async def send_error(self, code: str, message: str, *, client_id: Any = None) -> None:
+    async def conversation_deleted(self, message: dict[str, Any]) -> None:
+        """The conversation was deleted (in another tab): close, the page says it is gone."""
+        await self.close(code=CLOSE_GONE)
+
+    async def session_is_current(self) -> bool:
+        """Whether the user is still logged in with the session this socket was opened with."""
+        session = self.scope.get("session")
+        return await database_sync_to_async(session_is_current)(
+            session_key=getattr(session, "session_key", None), user=self.scope.get("user")
+        )
+
+    async def send_error(self, code: str, message: str, *, client_id: Any = None, **extra: Any) -> None:
         """An error for this tab only (not part of any run); names the refused send's `client_id`."""
-        frame = {"type": "error", "code": code, "message": message}
+        frame = {"type": "error", "code": code, "message": message, **extra}
         if isinstance(client_id, str) and client_id:
             frame["client_id"] = client_id[:64]
         await self.send(text_data=json.dumps(frame))

@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
@@ -29,8 +30,8 @@ from agent_runtime.executor import AgentRun
 from agent_runtime.llm import build_chat_model
 from conversations.event_log import get_event_log
 from conversations.models import Conversation, Message
-from conversations.selectors import history_for_agent, message_list, message_payload
-from conversations.services import RunBusy, run_finish, run_heartbeat, run_request_stop, turn_start
+from conversations.selectors import history_for_agent, message_list, message_payload, user_retry_after
+from conversations.services import RateLimited, RunBusy, run_finish, run_heartbeat, run_request_stop, turn_start
 
 logger = logging.getLogger(__name__)
 
@@ -91,10 +92,19 @@ async def conversation_snapshot(conversation: Conversation) -> dict[str, Any]:
 async def run_send(*, conversation: Conversation, content: str, client_id: str) -> ActiveRun | None:
     """Store the user's message and start a run for it; None when it was a resend.
 
-    Raises RunBusy when the conversation already has a run streaming (on any process).
+    Raises RunBusy when the conversation already has a run streaming (on any process), and
+    RateLimited when its owner is over a rate limit.
     """
     if conversation.pk in _active:
         raise RunBusy
+    retry_after = await database_sync_to_async(user_retry_after)(
+        user_id=conversation.owner_id,
+        messages_per_minute=settings.RATE_LIMIT_MESSAGES_PER_MINUTE,
+        concurrent_runs=settings.RATE_LIMIT_CONCURRENT_RUNS,
+        now=datetime.now(UTC),
+    )
+    if retry_after is not None and not await _is_resend(conversation, client_id):
+        raise RateLimited(retry_after)
     model_config = settings.AGENT_MODEL
     run_id = uuid4().hex
     turn = await database_sync_to_async(turn_start)(
@@ -147,6 +157,10 @@ async def run_stop(conversation: Conversation) -> bool:
         # The request is stored; the executing process sees it at its next heartbeat.
         logger.exception("sending the stop of run %s failed", run_id)
     return True
+
+
+async def _is_resend(conversation: Conversation, client_id: str) -> bool:
+    return await Message.objects.filter(conversation=conversation, client_id=client_id).aexists()
 
 
 def run_stop_threadsafe(conversation_id: int) -> bool:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from importlib import import_module
+from math import ceil
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from conversations.models import Conversation, Message
+
+CONCURRENT_RETRY_SECONDS = 5
 
 
 def conversation_get_for_user(*, user: AbstractBaseUser, conversation_id: int) -> Conversation | None:
@@ -54,6 +60,30 @@ def message_payload(message: Message) -> dict[str, Any]:
 def stale_runs(*, stale_before: datetime) -> list[Message]:
     """Answers still `generating` whose process has not beaten since `stale_before`."""
     return list(Message.objects.filter(status=Message.Status.GENERATING, heartbeat__lt=stale_before))
+
+
+def user_retry_after(*, user_id: int, messages_per_minute: int, concurrent_runs: int, now: datetime) -> int | None:
+    """Seconds until the user may send again under the rate limits, or None when they may now."""
+    window_start = now - timedelta(minutes=1)
+    recent = list(
+        Message.objects.filter(conversation__owner_id=user_id, role=Message.Role.USER, created__gte=window_start)
+        .order_by("-created")
+        .values_list("created", flat=True)[:messages_per_minute]
+    )
+    if len(recent) >= messages_per_minute:
+        return max(1, ceil((recent[-1] - window_start).total_seconds()))
+    streaming = Message.objects.filter(conversation__owner_id=user_id, status=Message.Status.GENERATING).count()
+    if streaming >= concurrent_runs:
+        return CONCURRENT_RETRY_SECONDS
+    return None
+
+
+def session_is_current(*, session_key: str | None, user: AbstractBaseUser) -> bool:
+    """Whether the session a socket was opened with still logs `user` in (not logged out since)."""
+    if not session_key or not user.is_authenticated:
+        return False
+    data = import_module(settings.SESSION_ENGINE).SessionStore(session_key).load()
+    return str(data.get(SESSION_KEY)) == str(user.pk)
 
 
 def history_for_agent(*, conversation: Conversation, before_id: int, limit: int) -> list[BaseMessage]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
@@ -76,7 +78,9 @@ def conversation_remove(request: HttpRequest, conversation_id: int) -> HttpRespo
     conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
     if conversation is None:
         raise Http404("No such conversation.")
-    runs.run_stop_threadsafe(conversation.pk)
+    conversation_id = conversation.pk
+    runs.run_stop_threadsafe(conversation_id)
     conversation_delete(conversation=conversation)
+    async_to_sync(get_channel_layer().group_send)(runs.group_name(conversation_id), {"type": "conversation.deleted"})
     messages.success(request, CONVERSATION_DELETED)
     return redirect("conversation_list")
