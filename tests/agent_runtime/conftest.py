@@ -14,7 +14,6 @@ from agent_runtime import events
 from agent_runtime.events import Event, validate_event
 from agent_runtime.executor import AgentRun
 from agent_runtime.llm import ModelConfig, build_chat_model
-from tests.fake_openai import fake_openai  # noqa: F401 - a fixture for the tests here
 
 
 def offline_run(question: str, **kwargs: Any) -> AgentRun:

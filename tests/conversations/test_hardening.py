@@ -18,7 +18,6 @@ from conversations import runs
 from conversations.consumers import BAD_JSON, BAD_SEND, CLOSE_GONE, CLOSE_LOGGED_OUT, UNKNOWN_FRAME
 from conversations.models import Conversation, Message
 from tests.agent_runtime.conftest import assert_well_formed
-from tests.fake_openai import fake_openai  # noqa: F401 - fixture
 from tests.conversations.test_consumer import is_token_with, stored_messages, wait_until_answered
 from tests.fake_openai import ErrorResponse, StreamResponse, content_chunks, tool_calls_chunks
 
@@ -42,10 +41,13 @@ malformed_send = st.one_of(
     st.fixed_dictionaries({"type": st.just("send"), "client_id": st.text(min_size=1, max_size=5)}),
     st.fixed_dictionaries({"type": st.just("send"), "content": st.just(" \n\t "), "client_id": st.just("x")}),
 )
+unknown_type = st.dictionaries(st.text(max_size=5), json_values, max_size=3).filter(
+    lambda d: d.get("type") not in ("send", "stop", "sync")
+)
 malformed_frames = st.one_of(
     malformed_send.map(json.dumps),
     json_values.filter(lambda v: not isinstance(v, dict)).map(json.dumps),
-    st.dictionaries(st.text(max_size=5), json_values, max_size=3).filter(lambda d: d.get("type") not in ("send", "stop", "sync")).map(json.dumps),
+    unknown_type.map(json.dumps),
     st.text(min_size=1, max_size=30).filter(lambda t: not _is_json(t)),
     st.integers(min_value=2000, max_value=50000).map(lambda depth: "[" * depth + "]" * depth),
     st.binary(min_size=1, max_size=20).map(lambda b: b"\xff\xfe" + b),

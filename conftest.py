@@ -1,0 +1,3 @@
+"""Fixtures shared by the whole suite: the local OpenAI-compatible test server."""
+
+pytest_plugins = ["tests.fake_openai"]
