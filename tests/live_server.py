@@ -204,6 +204,28 @@ class Deployment:
         assert response.status_code == 302, response.text[:2000]
         return Session(username=username, http=http)
 
+    def create_users(self, count: int, prefix: str = "load") -> list[dict[str, Any]]:
+        """Users with a logged-in session and one conversation each, made directly (no password hashing)."""
+        script = f"""
+import json, uuid
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.sessions.backends.db import SessionStore
+from conversations.models import Conversation
+tag = uuid.uuid4().hex[:6]
+made = []
+for n in range({count}):
+    user = get_user_model().objects.create_user(f"{prefix}{{n}}_{{tag}}")
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    conversation = Conversation.objects.create(owner=user)
+    made.append({{"username": user.username, "session": session.session_key, "conversation": conversation.pk}})
+print(json.dumps(made))
+"""
+        return json.loads(self.manage("shell", "-c", script).strip().splitlines()[-1])
+
     def query(self, sql: str, *params: Any) -> list[tuple]:
         """Read the deployment's database directly (to check what is stored)."""
         url = self.env["DATABASE_URL"]
