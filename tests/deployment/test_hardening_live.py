@@ -127,8 +127,11 @@ async def test_load_500_sockets_50_runs_50_users_nobody_sees_another_users_event
         assert "".join(e["text"] for e in seen if e["type"] == "token") == expected
         assert [e["seq"] for e in seen] == list(range(1, len(seen) + 1))
     assert len(set(run_of.values())) == 50
-    stored = deployment.query("SELECT count(*) FROM conversations_message WHERE role = 'assistant' AND status = 'completed'")
+    stored = deployment.query(
+        "SELECT count(*) FROM conversations_message WHERE role = 'assistant' AND status = 'completed'"
+    )
     assert stored[0][0] >= 50
     assert page_latency < 5
-    print(json.dumps({"sockets": 500, "runs": 50, "seconds": round(elapsed, 2), "page_latency_s": round(page_latency, 3)}))
+    figures = {"sockets": 500, "runs": 50, "seconds": round(elapsed, 2), "page_latency_s": round(page_latency, 3)}
+    print(json.dumps(figures))
     await asyncio.gather(*(tab.close() for _, tab in tabs))
