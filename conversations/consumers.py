@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -14,9 +16,12 @@ from conversations.selectors import conversation_get_for_user, session_is_curren
 from conversations.services import RateLimited, RunBusy
 from conversations.watchdog import ensure_watchdog
 
+logger = logging.getLogger(__name__)
+
 CLOSE_LOGGED_OUT = 4401
 CLOSE_NOT_ALLOWED = 4403
 CLOSE_GONE = 4404
+CLOSE_UNAVAILABLE = 4503
 
 BAD_JSON = "A frame must be a JSON object."
 UNKNOWN_FRAME = "Unknown frame type; expected send, stop or sync."
@@ -40,8 +45,16 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_NOT_ALLOWED)
             return
         ensure_watchdog()
+        try:
+            await asyncio.wait_for(
+                self.channel_layer.group_add(runs.group_name(self.conversation.pk), self.channel_name), 5
+            )
+        except Exception:
+            # The channel layer (Redis) is down: refuse now rather than hang; the page retries.
+            logger.warning("joining conversation %s failed", self.conversation.pk, exc_info=True)
+            await self.close(code=CLOSE_UNAVAILABLE)
+            return
         self.group = runs.group_name(self.conversation.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send_snapshot()
 

@@ -11,6 +11,7 @@ import time
 import pytest
 import pytest_asyncio
 import redis
+from websockets.exceptions import InvalidStatus
 
 from tests.agent_runtime.conftest import assert_well_formed
 from tests.live_server import Deployment, free_port
@@ -176,3 +177,19 @@ async def test_fast_tokens_are_coalesced_into_fewer_sends_and_the_text_is_exact(
         assert "".join(e["text"] for e in tokens) == expected
         assert len(tokens) < 1000, len(tokens)
         assert [e["seq"] for e in seen] == list(range(1, len(seen) + 1))
+
+
+async def test_redis_down_when_a_tab_connects_is_a_clear_refusal_not_a_hang():
+    postgres_url = require_postgres()
+    deployment = Deployment.create(database_url=postgres_url, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        server = deployment.start_server()
+        session = deployment.sign_up(server)
+        conversation = session.new_conversation()
+        started = time.monotonic()
+        with pytest.raises(InvalidStatus) as refused:
+            await LiveTab.open(server, session, conversation)
+        assert refused.value.response.status_code == 403
+        assert time.monotonic() - started < 10
+    finally:
+        deployment.close()
