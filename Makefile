@@ -34,6 +34,12 @@ test: $(STAMP) ## Run the whole test suite (set-up included)
 	@if command -v node >/dev/null; then node --test tests/js/; else echo "node not found: skipping the page's JavaScript tests"; fi
 	$(BIN)/pytest
 
+bench: $(STAMP) ## The full benchmark (about 15 minutes): bench/results.json and a table
+	$(BIN)/python -m bench.run
+
+bench-quick: $(STAMP) ## A quick benchmark run (under 2 minutes)
+	$(BIN)/python -m bench.run --quick
+
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -1,0 +1,83 @@
+"""Fixtures for the browser tests: live daphne servers, a fake OpenAI server and one Chromium.
+
+The servers run the production settings on 127.0.0.1 with the offline demo model at a pace a
+person can watch (`TOKENS_PER_SECOND`), or with the real langchain-openai path against
+`tests.fake_openai`. Chromium is the system one (`require_chromium`), launched headless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, expect, sync_playwright
+
+from tests.fake_openai import FakeOpenAI
+from tests.live_server import Deployment, Server
+from tests.services import require_chromium
+
+TOKENS_PER_SECOND = 30
+EXPECT_TIMEOUT_MS = 20_000
+VIEWPORT = {"width": 800, "height": 900}
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the module."""
+    executable = require_chromium()
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    """A fresh browser profile (its own cookies) for one test; its pages are tabs."""
+    ctx = browser.new_context(viewport=VIEWPORT)
+    ctx.set_default_timeout(EXPECT_TIMEOUT_MS)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+@pytest.fixture(scope="module")
+def deployment() -> Iterator[Deployment]:
+    """A SQLite deployment; its servers answer with the offline demo model at a visible pace."""
+    require_chromium()
+    deployment = Deployment.create(tokens_per_second=TOKENS_PER_SECOND)
+    try:
+        yield deployment
+    finally:
+        deployment.close()
+
+
+@pytest.fixture(scope="module")
+def server(deployment: Deployment) -> Server:
+    return deployment.start_server()
+
+
+@pytest.fixture(scope="module")
+def fake_openai_server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def openai_server(deployment: Deployment, fake_openai_server: FakeOpenAI) -> Server:
+    """A second server on the same database whose model is langchain-openai talking to the fake OpenAI server."""
+    return deployment.start_server(
+        OPENAI_API_KEY="test", OPENAI_BASE_URL=fake_openai_server.base_url, OPENAI_MAX_RETRIES="0"
+    )
