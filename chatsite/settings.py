@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "conversations",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -171,6 +172,8 @@ AGENT_MAX_ITERATIONS = int(_env_number("AGENT_MAX_ITERATIONS", 8))
 AGENT_RUN_TIMEOUT = _env_number("AGENT_RUN_TIMEOUT", 120.0)
 AGENT_HISTORY_MESSAGES = int(_env_number("AGENT_HISTORY_MESSAGES", 20))
 MESSAGE_MAX_LENGTH = 8000
+# The HTTP API (api/): an idle event stream sends a `: keep-alive` comment this often.
+API_SSE_KEEPALIVE_SECONDS = _env_number("API_SSE_KEEPALIVE_SECONDS", 15.0)
 # Per user, across all conversations and processes: messages per minute, answers streaming at once.
 RATE_LIMIT_MESSAGES_PER_MINUTE = int(_env_number("RATE_LIMIT_MESSAGES_PER_MINUTE", 20))
 RATE_LIMIT_CONCURRENT_RUNS = int(_env_number("RATE_LIMIT_CONCURRENT_RUNS", 3))

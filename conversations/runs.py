@@ -11,6 +11,7 @@ requests made from other processes.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import os
@@ -138,7 +139,9 @@ async def run_send(*, conversation: Conversation, content: str, client_id: str) 
         loop=asyncio.get_running_loop(),
     )
     _active[conversation.pk] = active
-    active.task = asyncio.create_task(relay_run_events(active), name=f"relay-{run_id}")
+    # A context of its own: the run outlives the request or socket that started it, whose context
+    # ties database calls to that caller's thread (asgiref's ThreadSensitiveContext).
+    active.task = asyncio.create_task(relay_run_events(active), name=f"relay-{run_id}", context=contextvars.Context())
     return active
 
 

@@ -9,6 +9,7 @@ one process announces each interruption.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -37,7 +38,7 @@ def ensure_watchdog() -> None:
     loop = asyncio.get_running_loop()
     task = _sweepers.get(loop)
     if task is None or task.done():
-        _sweepers[loop] = loop.create_task(_sweep_forever(), name="run-watchdog")
+        _sweepers[loop] = loop.create_task(_sweep_forever(), name="run-watchdog", context=contextvars.Context())
 
 
 async def _sweep_forever() -> None:

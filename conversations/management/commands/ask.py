@@ -34,6 +34,7 @@ CLI_USERNAME = "cli"
 NO_SUCH_USER = "No user {username!r}."
 NO_SUCH_CONVERSATION = "User {username!r} has no conversation {conversation_id}."
 RUN_FAILED = "The run ended {status}."
+STOPPED = "Stopped: the partial answer is stored as cancelled."
 TOOL_STARTED = "→ {name} "
 TOOL_OUTPUT = "= {output}"
 TOOL_ERROR = "! {error}"
@@ -142,7 +143,11 @@ class Command(BaseCommand):
         _check_content(content)
         user = _user(options["user"])
         conversation = _conversation(user, options["conversation"])
-        status = asyncio.run(self._ask(conversation, content))
+        try:
+            status = asyncio.run(self._ask(conversation, content))
+        except KeyboardInterrupt:
+            self.stdout.write("")
+            raise CommandError(STOPPED) from None
         if status != "completed":
             raise CommandError(RUN_FAILED.format(status=status))
 

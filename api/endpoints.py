@@ -1,0 +1,210 @@
+"""The HTTP API (`/api/`): conversations as JSON, runs as server-sent events, OpenAPI at `/api/schema`.
+
+A thin adapter like the WebSocket consumer: same ownership rules, same validation, same error
+codes and texts, same run (started through `runs.run_send`, so open tabs watch it live).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from typing import Annotated, Any
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.http import HttpRequest, StreamingHttpResponse
+from ninja import Header, NinjaAPI, Status
+
+from api.auth import SessionCookieAuth, TokenAuth
+from api.errors import DUPLICATE, NOT_FOUND, ApiError, install_error_handlers
+from api.schemas import ConversationDetailOut, ConversationOut, ErrorOut, MessageIn
+from api.selectors import answer_for_client_id, conversation_list_recent
+from api.sse import MEDIA_TYPE, event_stream_response
+from api.streams import EventId, follow_conversation, follow_run
+from conversations import runs
+from conversations.consumers import BAD_SEND, RATE_LIMITED, RUN_BUSY, TOO_LONG
+from conversations.models import Conversation, Message
+from conversations.selectors import conversation_get_for_user, message_list, message_payload
+from conversations.services import RateLimited, RunBusy, conversation_create
+from conversations.watchdog import ensure_watchdog
+
+DESCRIPTION = """\
+The chat product over HTTP. Authenticate with a personal token (`Authorization: Bearer <token>`,
+created at `/account/tokens/`) or, from the browser, with the session cookie plus `X-CSRFToken`.
+
+Runs stream as server-sent events (`text/event-stream`): one SSE event per run event of the
+protocol (`docs/protocol.md`), `event: <type>`, `id: <run_id>:<seq>`, `data: <the event JSON>`,
+ending after `done`. Errors are JSON: `{"error": {"code": "...", "message": "..."}}`.
+"""
+CONVERSATION_LIST_LIMIT = 100
+SSE_EXAMPLE = (
+    "event: run_started\nid: 3f2a…:1\n"
+    'data: {"type":"run_started","run_id":"3f2a…","seq":1,"model":"offline-demo","user_message":{...}}\n\n'
+    'event: token\nid: 3f2a…:7\ndata: {"type":"token","run_id":"3f2a…","seq":7,"text":"10 + 10 = 20."}\n\n'
+    ": keep-alive\n\n"
+    'event: done\nid: 3f2a…:10\ndata: {"type":"done","run_id":"3f2a…","seq":10,"status":"completed"}\n\n'
+)
+
+
+def sse_openapi(description: str) -> dict[str, Any]:
+    """The OpenAPI of a 200 answered as server-sent events."""
+    content = {MEDIA_TYPE: {"schema": {"type": "string", "format": "event-stream"}, "example": SSE_EXAMPLE}}
+    return {"responses": {200: {"description": description, "content": content}}}
+
+
+api = NinjaAPI(
+    title="Agent Chat API",
+    version="1",
+    description=DESCRIPTION,
+    auth=[TokenAuth(), SessionCookieAuth()],
+    openapi_url="/schema",
+    docs_url="/docs",
+    urls_namespace="api",
+)
+install_error_handlers(api)
+
+
+def _user(request: HttpRequest) -> AbstractBaseUser:
+    return request.auth  # type: ignore[attr-defined]
+
+
+async def _owned_conversation(request: HttpRequest, conversation_id: int) -> Conversation:
+    """The caller's conversation; anyone else's does not exist for them (404)."""
+    conversation = await database_sync_to_async(conversation_get_for_user)(
+        user=_user(request), conversation_id=conversation_id
+    )
+    if conversation is None:
+        raise ApiError(404, "not_found", NOT_FOUND)
+    return conversation
+
+
+def _conversation_out(conversation: Conversation) -> dict[str, Any]:
+    return {"id": conversation.pk, "title": conversation.title, "created": conversation.created}
+
+
+@api.get(
+    "/conversations/",
+    response={200: list[ConversationOut], 401: ErrorOut},
+    tags=["conversations"],
+    operation_id="listConversations",
+)
+async def conversations_list(request: HttpRequest) -> list[dict[str, Any]]:
+    """The caller's conversations, most recently updated first (at most 100)."""
+    conversations = await database_sync_to_async(conversation_list_recent)(
+        user=_user(request), limit=CONVERSATION_LIST_LIMIT
+    )
+    return [_conversation_out(c) for c in conversations]
+
+
+@api.post(
+    "/conversations/",
+    response={201: ConversationOut, (401, 403): ErrorOut},
+    tags=["conversations"],
+    operation_id="createConversation",
+)
+async def conversations_create(request: HttpRequest) -> Status:
+    """Create an empty conversation."""
+    conversation = await database_sync_to_async(conversation_create)(owner=_user(request))
+    return Status(201, _conversation_out(conversation))
+
+
+@api.get(
+    "/conversations/{int:conversation_id}",
+    response={200: ConversationDetailOut, (401, 404): ErrorOut},
+    tags=["conversations"],
+    operation_id="getConversation",
+)
+async def conversations_detail(request: HttpRequest, conversation_id: int) -> dict[str, Any]:
+    """The conversation's stored messages, oldest first, with the tool steps of each answer."""
+    conversation = await _owned_conversation(request, conversation_id)
+    messages = await database_sync_to_async(message_list)(conversation=conversation)
+    return {**_conversation_out(conversation), "messages": [message_payload(m) for m in messages]}
+
+
+@api.post(
+    "/conversations/{int:conversation_id}/messages",
+    response={200: None, (400, 401, 403, 404, 409, 413, 429): ErrorOut},
+    tags=["runs"],
+    operation_id="sendMessage",
+    openapi_extra=sse_openapi(
+        "The run answering the message, as server-sent events, from `run_started` to `done`. "
+        "A resend of a `client_id` whose answer is still being written follows that run."
+    ),
+)
+async def messages_send(request: HttpRequest, conversation_id: int, payload: MessageIn) -> StreamingHttpResponse:
+    """Send a message and stream the run that answers it.
+
+    Refused with 400 `bad_request`, 413 `too_long`, 409 `busy` (an answer is being written),
+    409 `duplicate` (this `client_id` was sent and answered already) or 429 `rate_limited`.
+    """
+    conversation = await _owned_conversation(request, conversation_id)
+    _check_send(payload)
+    answer = await database_sync_to_async(answer_for_client_id)(conversation=conversation, client_id=payload.client_id)
+    if answer is None:
+        active = await _start_run(conversation, payload)
+        if active is not None:
+            return event_stream_response(follow_run(conversation, active.run_id, keepalive_seconds=_keepalive()))
+        answer = await database_sync_to_async(answer_for_client_id)(
+            conversation=conversation, client_id=payload.client_id
+        )
+    return _follow_resent(conversation, answer)
+
+
+@api.get(
+    "/conversations/{int:conversation_id}/stream",
+    response={200: None, (401, 404): ErrorOut},
+    tags=["runs"],
+    operation_id="streamConversation",
+    openapi_extra=sse_openapi(
+        "One run as server-sent events, ending after its `done`: the run streaming now (from its first "
+        "event), or else the next one to start (`: keep-alive` comments meanwhile). With `Last-Event-ID` "
+        "of a run not yet sent in full: that run's events after it."
+    ),
+)
+async def conversations_stream(
+    request: HttpRequest,
+    conversation_id: int,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", description="`<run_id>:<seq>`")] = None,
+) -> StreamingHttpResponse:
+    """Follow the conversation's run (what the tabs see), resuming after `Last-Event-ID` if given."""
+    conversation = await _owned_conversation(request, conversation_id)
+    ensure_watchdog()
+    events = follow_conversation(
+        conversation, last_event_id=EventId.parse(last_event_id), keepalive_seconds=_keepalive()
+    )
+    return event_stream_response(events)
+
+
+def _check_send(payload: MessageIn) -> None:
+    """The socket's rules for a `send`: non-blank content within the limit, a client_id of 1-64 characters."""
+    if not payload.content.strip() or not 0 < len(payload.client_id) <= 64:
+        raise ApiError(400, "bad_request", BAD_SEND)
+    if len(payload.content) > settings.MESSAGE_MAX_LENGTH:
+        raise ApiError(413, "too_long", TOO_LONG.format(limit=settings.MESSAGE_MAX_LENGTH))
+
+
+async def _start_run(conversation: Conversation, payload: MessageIn) -> runs.ActiveRun | None:
+    ensure_watchdog()
+    send = runs.run_send(conversation=conversation, content=payload.content, client_id=payload.client_id)
+    try:
+        # Shielded, in a context of its own: a client hanging up now does not interrupt the start
+        # half-way, and its database calls do not depend on this request's thread living on.
+        return await asyncio.shield(asyncio.create_task(send, context=contextvars.Context()))
+    except RunBusy:
+        raise ApiError(409, "busy", RUN_BUSY) from None
+    except RateLimited as limited:
+        seconds = limited.retry_after
+        message = RATE_LIMITED.format(seconds=seconds)
+        raise ApiError(429, "rate_limited", message, headers={"Retry-After": str(seconds)}) from None
+
+
+def _follow_resent(conversation: Conversation, answer: Message | None) -> StreamingHttpResponse:
+    """A resend: follow its answer's run while it is written; once written, 409 `duplicate`."""
+    if answer is not None and answer.status == Message.Status.GENERATING and answer.run_id:
+        return event_stream_response(follow_run(conversation, answer.run_id, keepalive_seconds=_keepalive()))
+    raise ApiError(409, "duplicate", DUPLICATE.format(conversation_id=conversation.pk))
+
+
+def _keepalive() -> float:
+    return settings.API_SSE_KEEPALIVE_SECONDS

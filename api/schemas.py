@@ -1,0 +1,54 @@
+"""The JSON shapes of the API, as the OpenAPI description shows them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ninja import Field, Schema
+
+
+class ErrorDetail(Schema):
+    code: str = Field(description="bad_request, too_long, busy, duplicate, rate_limited, unauthorized, ...")
+    message: str
+
+
+class ErrorOut(Schema):
+    """Every error answer."""
+
+    error: ErrorDetail
+
+
+class ConversationOut(Schema):
+    id: int
+    title: str
+    created: datetime
+
+
+class MessageOut(Schema):
+    """A stored message, as the chat page receives it in a snapshot."""
+
+    id: int
+    role: str = Field(description="user or assistant")
+    content: str
+    status: str = Field(description="generating, completed, cancelled, error or interrupted")
+    client_id: str | None
+    run_id: str = Field(description="The run that wrote an assistant message (empty for user messages).")
+    tool_steps: list[dict[str, Any]] = Field(description="{call_id, name, args, output | error} per tool call.")
+    usage: dict[str, Any]
+    model: str
+    error: str
+    created: datetime
+
+
+class ConversationDetailOut(ConversationOut):
+    messages: list[MessageOut]
+
+
+class MessageIn(Schema):
+    """A message to send; the same rules as the WebSocket's `send` frame."""
+
+    content: str = Field(description="The message: not blank, at most 8,000 characters.")
+    client_id: str = Field(
+        description="Your id for this message (1 to 64 characters); sending it again is a resend, not a new message."
+    )

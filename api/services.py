@@ -1,0 +1,49 @@
+"""Writes of the API app: creating, using and revoking personal API tokens."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from api.models import ApiToken, token_digest
+
+TOKEN_PREFIX = "acht_"
+"""Every token starts with this, so that people and secret scanners recognise one."""
+VISIBLE_LENGTH = len(TOKEN_PREFIX) + 6
+"""How much of a token is stored in clear (and shown) to tell tokens apart."""
+LAST_USED_PRECISION = timedelta(minutes=1)
+"""`last_used` is written at most this often per token (not on every request)."""
+
+
+@dataclass(frozen=True)
+class CreatedToken:
+    """A new token: its row, and the secret itself, which is shown once and never stored."""
+
+    token: ApiToken
+    secret: str
+
+
+def api_token_create(*, user: AbstractBaseUser, name: str) -> CreatedToken:
+    """Create a token for `user`; only its hash and a short prefix are stored."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user, name=name.strip()[:100], prefix=secret[:VISIBLE_LENGTH], digest=token_digest(secret)
+    )
+    return CreatedToken(token=token, secret=secret)
+
+
+def api_token_revoke(*, user: AbstractBaseUser, token_id: int) -> bool:
+    """Revoke one of `user`'s active tokens; False when there is no such token."""
+    updated = ApiToken.objects.filter(pk=token_id, user=user, revoked__isnull=True).update(revoked=datetime.now(UTC))
+    return bool(updated)
+
+
+def api_token_mark_used(*, token: ApiToken, now: datetime) -> None:
+    """Record that the token was just used (at most once per `LAST_USED_PRECISION`)."""
+    if token.last_used is not None and now - token.last_used < LAST_USED_PRECISION:
+        return
+    ApiToken.objects.filter(pk=token.pk).update(last_used=now)
+    token.last_used = now
