@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.live_server import Server, Session, ws_headers
+from tests.tabs import TabFrames, is_token_with
+
+__all__ = ["LiveTab", "is_token_with"]
 
 FRAME_TIMEOUT = 20
 
 
-class LiveTab:
+class LiveTab(TabFrames):
     """A logged-in browser tab on a conversation, over a real socket."""
 
     def __init__(self, connection: ClientConnection) -> None:
+        super().__init__()
         self.connection = connection
-        self.frames: list[dict[str, Any]] = []
-        self.snapshot: dict[str, Any] | None = None
 
     @classmethod
     async def open(cls, server: Server, session: Session, conversation_id: int) -> LiveTab:
@@ -38,25 +39,8 @@ class LiveTab:
         self.frames.append(frame)
         return frame
 
-    async def send(self, frame: dict[str, Any]) -> None:
-        await self.connection.send(json.dumps(frame))
-
-    async def ask(self, content: str, client_id: str = "c1") -> None:
-        await self.send({"type": "send", "content": content, "client_id": client_id})
-
-    async def receive_until(self, predicate: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
-        seen = []
-        while True:
-            frame = await self.receive()
-            seen.append(frame)
-            if predicate(frame):
-                return seen
-
-    async def run_events_until_done(self) -> list[dict[str, Any]]:
-        """Receive up to the run's `done`; every run event this tab got, in order."""
-        if not any(f.get("type") == "done" for f in self.frames):
-            await self.receive_until(lambda f: f.get("type") == "done")
-        return [f for f in self.frames if "seq" in f]
+    async def send(self, frame: dict[str, Any] | str) -> None:
+        await self.connection.send(frame if isinstance(frame, str) else json.dumps(frame))
 
     def caught_up_events(self) -> list[dict[str, Any]]:
         """Snapshot events plus live ones, each seq once: what the page renders."""
@@ -67,9 +51,31 @@ class LiveTab:
                 merged.setdefault(frame["seq"], frame)
         return [merged[seq] for seq in sorted(merged)]
 
+    async def answer_like_the_page(self, idle: float = 3.0) -> tuple[str, int]:
+        """Follow the run to its end as the page does: a gap in `seq`, or silence, asks for a snapshot.
+
+        Returns the answer text and how many `token` events arrived live.
+        """
+        events: dict[int, dict[str, Any]] = {}
+        live_tokens = 0
+        while True:
+            try:
+                frame = json.loads(await asyncio.wait_for(self.connection.recv(), idle))
+            except TimeoutError:
+                frame = None
+            if frame is not None and "seq" in frame and frame["seq"] == len(events) + 1:
+                events[frame["seq"]] = frame
+                live_tokens += frame["type"] == "token"
+                if frame["type"] == "done":
+                    return "".join(e["text"] for e in events.values() if e["type"] == "token"), live_tokens
+                continue
+            if frame is not None and ("seq" not in frame or frame["seq"] <= len(events)):
+                continue
+            await self.send({"type": "sync"})
+            snapshot = (await self.receive_until(lambda f: f["type"] == "snapshot"))[-1]
+            if snapshot["active_run"] is None:
+                return snapshot["messages"][-1]["content"], live_tokens
+            events = {e["seq"]: e for e in snapshot["active_run"]["events"]}
+
     async def close(self) -> None:
         await self.connection.close()
-
-
-def is_token_with(text: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda frame: frame.get("type") == "token" and text in frame["text"]

@@ -19,6 +19,7 @@ from agent_runtime.llm import ModelConfig
 from chatsite.asgi import application
 from conversations import runs
 from conversations.models import Conversation
+from tests.tabs import TabFrames
 
 ORIGIN = b"http://localhost"
 FRAME_TIMEOUT = 10
@@ -77,13 +78,12 @@ def session_cookie(user: User) -> str:
     return client.cookies["sessionid"].value
 
 
-class Tab:
+class Tab(TabFrames):
     """A browser tab on a conversation: a WebSocket with the user's session cookie."""
 
     def __init__(self, communicator: WebsocketCommunicator) -> None:
+        super().__init__()
         self.communicator = communicator
-        self.frames: list[dict[str, Any]] = []
-        self.snapshot: dict[str, Any] | None = None
 
     async def receive(self) -> dict[str, Any]:
         frame = json.loads(await self.communicator.receive_from(timeout=FRAME_TIMEOUT))
@@ -92,21 +92,6 @@ class Tab:
 
     async def send(self, frame: dict[str, Any] | str) -> None:
         await self.communicator.send_to(text_data=frame if isinstance(frame, str) else json.dumps(frame))
-
-    async def ask(self, content: str, client_id: str = "c1") -> None:
-        await self.send({"type": "send", "content": content, "client_id": client_id})
-
-    async def receive_until(self, predicate: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
-        seen = []
-        while True:
-            frame = await self.receive()
-            seen.append(frame)
-            if predicate(frame):
-                return seen
-
-    async def run_events_until_done(self) -> list[dict[str, Any]]:
-        frames = await self.receive_until(lambda f: f["type"] == "done")
-        return [f for f in frames if "seq" in f]
 
     async def close(self) -> None:
         await self.communicator.disconnect()

@@ -11,6 +11,7 @@ from conversations.consumers import BAD_JSON, BAD_SEND, RUN_BUSY, TOO_LONG, UNKN
 from conversations.models import Conversation, Message
 from tests.agent_runtime.conftest import assert_well_formed
 from tests.conversations.conftest import open_tab
+from tests.tabs import is_token_with
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -26,10 +27,6 @@ async def wait_until_answered(conversation):
             return messages
         await asyncio.sleep(0.02)
     raise AssertionError("the answer was never stored")
-
-
-def is_token_with(text):
-    return lambda frame: frame.get("type") == "token" and text in frame["text"]
 
 
 async def test_two_tabs_see_the_same_run_and_what_is_stored_matches(tabs, conversation):
