@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
-from agent_runtime.executor import RunReport
+from agent_runtime.report import RunReport
 from conversations.models import Conversation, Message
 
 TITLE_LENGTH = 60

@@ -1,0 +1,48 @@
+"""What a run did, for the caller to persist: its answer, tool steps, usage and outcome."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ToolStep:
+    """One tool call as it happened: what was asked and what came back."""
+
+    call_id: str
+    name: str
+    args: Any
+    output: Any = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe form, for storage."""
+        step = {"call_id": self.call_id, "name": self.name, "args": self.args}
+        if self.error is None:
+            step["output"] = self.output
+        else:
+            step["error"] = self.error
+        return step
+
+
+@dataclass
+class RunReport:
+    """What a run did, for the caller to persist (filled in as the run goes)."""
+
+    run_id: str
+    model: str
+    status: str = "running"
+    content: str = ""
+    tool_steps: list[ToolStep] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=lambda: {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0})
+    error_code: str | None = None
+    error_message: str | None = None
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+
+    @property
+    def tools_used(self) -> list[str]:
+        """Names of the tools that ran successfully, first use first."""
+        return list(dict.fromkeys(s.name for s in self.tool_steps if s.error is None))
