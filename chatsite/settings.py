@@ -97,7 +97,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = _env("REDIS_URL")
 CHANNEL_CAPACITY = int(_env_number("CHANNEL_CAPACITY", 100))
-REDIS_CHANNEL_LAYER = _env("REDIS_CHANNEL_LAYER", "core")
+REDIS_CHANNEL_LAYER = _env("REDIS_CHANNEL_LAYER", "pubsub")
 _REDIS_LAYERS = {
     "core": "channels_redis.core.RedisChannelLayer",
     "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
