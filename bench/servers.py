@@ -1,0 +1,198 @@
+"""Server processes for the benchmark: `Deployment` for the database and env, our own starter.
+
+One SQLite database (migrated once) serves every daphne process of a bench run; each
+process gets its channel layer and model pace from its environment. `ProcessMeter`
+reads a process's CPU time and peak resident memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import redis
+
+from tests.live_server import DAPHNE, ROOT, Deployment, Server, free_port
+
+BENCH_APP = "bench.asgi:application"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+LAYERS = ("memory", "core", "pubsub")
+# The product's defaults (Deployment.create speeds these up for the tests), and no rate limit.
+PRODUCT_ENV = {
+    "RUN_HEARTBEAT_SECONDS": "5",
+    "RUN_STALE_SECONDS": "20",
+    "RUN_SWEEP_SECONDS": "10",
+    "RATE_LIMIT_MESSAGES_PER_MINUTE": "1000000",
+    "RATE_LIMIT_CONCURRENT_RUNS": "100000",
+}
+
+
+def layer_env(layer: str) -> dict[str, str]:
+    """The environment selecting a channel layer: in-memory, Redis `core` or Redis `pubsub`."""
+    if layer == "memory":
+        return {"REDIS_URL": ""}
+    if layer not in LAYERS:
+        raise ValueError(f"unknown layer {layer!r}")
+    return {"REDIS_URL": REDIS_URL, "REDIS_CHANNEL_LAYER": layer}
+
+
+def flush_redis() -> None:
+    """Empty the bench's Redis database (stale groups of a previous run would get our sends)."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+def redis_available() -> bool:
+    """Whether the bench's Redis answers."""
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except redis.RedisError:
+        return False
+
+
+SET_UP = (
+    "from django.core.management import call_command; "
+    "call_command('migrate', interactive=False, verbosity=0); "
+    "call_command('collectstatic', interactive=False, verbosity=0)"
+)
+
+
+class BenchDeployment(Deployment):
+    """A `Deployment` whose servers run `bench.asgi:application` and can be stopped one by one."""
+
+    static_collected = False
+
+    def manage(self, *args: str) -> str:
+        """A manage.py command; `migrate` collects the static files too, in the same process (one start-up less)."""
+        if args[:1] == ("collectstatic",) and self.static_collected:
+            return ""
+        if args[:1] == ("migrate",):
+            output = super().manage("shell", "--no-imports", "-c", SET_UP)
+            self.static_collected = True
+            return output
+        return super().manage(*args)
+
+    @classmethod
+    def prepare(cls) -> BenchDeployment:
+        """A fresh SQLite database, migrated, with the product's default timings."""
+        deployment = cls.create(extra_env=dict(PRODUCT_ENV))
+        assert isinstance(deployment, BenchDeployment)
+        return deployment
+
+    def start_app(self, *, layer: str, tokens_per_second: float, app: str = BENCH_APP) -> Server:
+        """Start a daphne process serving `app` with this layer and model pace; wait until it answers."""
+        if layer != "memory":
+            flush_redis()
+        port = free_port()
+        log_path = self._workdir / f"daphne-{port}.log"
+        env = {**self.env, **layer_env(layer), "OFFLINE_MODEL_TOKENS_PER_SECOND": str(tokens_per_second)}
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [str(DAPHNE), "-b", "127.0.0.1", "-p", str(port), app],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        server = Server(port=port, process=process, log_path=log_path)
+        self.servers.append(server)
+        self._wait_until_up(server)
+        return server
+
+    def stop(self, server: Server) -> None:
+        """SIGTERM one server (SIGKILL after 10 s) and forget it."""
+        if server.process.poll() is None:
+            os.killpg(server.process.pid, signal.SIGTERM)
+            try:
+                server.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.process.pid, signal.SIGKILL)
+                server.process.wait(timeout=10)
+        if server in self.servers:
+            self.servers.remove(server)
+
+    def close(self) -> None:
+        """Stop every server, drop the database files."""
+        super().close()
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+@dataclass
+class ProcessMeter:
+    """CPU seconds and peak RSS of one process."""
+
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time so far (all threads)."""
+        times = psutil.Process(self.pid).cpu_times()
+        return times.user + times.system
+
+    def rss(self) -> int:
+        """Resident memory now, bytes."""
+        return psutil.Process(self.pid).memory_info().rss
+
+    def reset_peak(self) -> None:
+        """Start a new peak-RSS window (Linux: `clear_refs` 5 resets VmHWM to the current RSS)."""
+        with contextlib.suppress(OSError):
+            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+
+    def peak_rss(self) -> int:
+        """Peak resident memory since the last `reset_peak`, bytes (VmHWM; RSS now if unreadable)."""
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return self.rss()
+
+
+def busy_cpu_seconds() -> float:
+    """CPU time the whole machine spent busy so far (every core, not idle, not waiting for I/O)."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+@dataclass
+class CpuWindow:
+    """CPU used during a repetition: by the server, and by other processes (noise on a shared machine)."""
+
+    meter: ProcessMeter
+    started: float
+    server_before: float
+    own_before: float
+    busy_before: float
+    wall: float = 0.0
+    server_cpu: float = 0.0
+    others_cores: float = 0.0
+
+    @classmethod
+    def open(cls, meter: ProcessMeter) -> CpuWindow:
+        """Start counting."""
+        own = psutil.Process().cpu_times()
+        return cls(meter, time.monotonic(), meter.cpu_seconds(), own.user + own.system, busy_cpu_seconds())
+
+    def close(self) -> None:
+        """Stop counting: server CPU seconds, and cores busy with anything but the server and the clients."""
+        own = psutil.Process().cpu_times()
+        self.wall = time.monotonic() - self.started
+        self.server_cpu = self.meter.cpu_seconds() - self.server_before
+        own_cpu = own.user + own.system - self.own_before
+        busy = busy_cpu_seconds() - self.busy_before
+        self.others_cores = max(0.0, busy - self.server_cpu - own_cpu) / max(self.wall, 1e-9)
