@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import tempfile
 import time
 import uuid
 from itertools import pairwise
@@ -25,7 +27,12 @@ from tests.live_server import PASSWORD, Deployment, Server
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOT = ROOT / "docs" / "screenshot-two-tabs.png"
+# The README's picture is refreshed only when asked (UPDATE_SCREENSHOT=1), so a test run leaves the tree clean.
+SCREENSHOT = (
+    ROOT / "docs" / "screenshot-two-tabs.png"
+    if os.environ.get("UPDATE_SCREENSHOT")
+    else Path(tempfile.gettempdir()) / "agentchat-screenshot-two-tabs.png"
+)
 
 ARITHMETIC = "What is (3 + 4) * 2?"
 ERROR_PROMPT = "please simulate an error"
