@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import redis
 
-from tests.live_server import DAPHNE, ROOT, Deployment, Server, free_port
+from tests.live_server import Deployment, Server
 
 BENCH_APP = "bench.asgi:application"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -97,22 +97,8 @@ class BenchDeployment(Deployment):
         """Start a daphne process serving `app` with this layer and model pace; wait until it answers."""
         if layer != "memory":
             flush_redis()
-        port = free_port()
-        log_path = self._workdir / f"daphne-{port}.log"
-        env = {**self.env, **layer_env(layer), "OFFLINE_MODEL_TOKENS_PER_SECOND": str(tokens_per_second)}
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [str(DAPHNE), "-b", "127.0.0.1", "-p", str(port), app],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        server = Server(port=port, process=process, log_path=log_path)
-        self.servers.append(server)
-        self._wait_until_up(server)
-        return server
+        env = {**layer_env(layer), "OFFLINE_MODEL_TOKENS_PER_SECOND": str(tokens_per_second)}
+        return self.start_server(app=app, **env)
 
     def stop(self, server: Server) -> None:
         """SIGTERM one server (SIGKILL after 10 s) and forget it."""

@@ -151,13 +151,13 @@ class Deployment:
         assert result.returncode == 0, result.stderr[-3000:]
         return result.stdout
 
-    def start_server(self, **extra_env: str) -> Server:
-        """Start one more daphne process and wait until it answers."""
+    def start_server(self, *, app: str = "chatsite.asgi:application", **extra_env: str) -> Server:
+        """Start one more daphne process serving `app` and wait until it answers."""
         port = free_port()
         log_path = self._workdir / f"daphne-{port}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [str(DAPHNE), "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"],
+                [str(DAPHNE), "-b", "127.0.0.1", "-p", str(port), app],
                 cwd=ROOT,
                 env={**self.env, **extra_env},
                 stdout=log,
