@@ -111,7 +111,10 @@ if REDIS_URL:
             # redis-py reads time out after 5 s by default, the very time channels-redis blocks
             # waiting for a message: give reads more, and fail connects fast.
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 2}],
+                # redis-py 8 pools raise past 100 connections; a burst of tabs closing needs more.
+                "hosts": [
+                    {"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 2, "max_connections": 1000}
+                ],
                 "capacity": CHANNEL_CAPACITY,
             },
         }

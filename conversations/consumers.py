@@ -105,6 +105,18 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             message = RATE_LIMITED.format(seconds=limited.retry_after)
             await self.send_error("rate_limited", message, client_id=client_id, retry_after=limited.retry_after)
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Relay run events straight away: channels' per-message database clean-up (a hop to the
+        worker thread) is for handlers that touch the database, and this one does not."""
+        if message["type"] == runs.GROUP_EVENT_TYPE:
+            await self.run_event(message)
+            return
+        await super().dispatch(message)
+
+    async def run_stop(self, message: dict[str, Any]) -> None:
+        """A tab on another process asked to stop a run; cancel it if it executes here."""
+        runs.run_cancel_here(self.conversation.pk, message["run_id"])
+
     async def run_event(self, message: dict[str, Any]) -> None:
         """Forward one run event (already JSON) from the group to this tab."""
         await self.send(text_data=message["text"])

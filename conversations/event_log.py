@@ -64,7 +64,9 @@ class RedisEventLog:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = aioredis.Redis.from_url(self._url, socket_timeout=5, socket_connect_timeout=2)
+            client = aioredis.Redis.from_url(
+                self._url, socket_timeout=5, socket_connect_timeout=2, max_connections=1000
+            )
             self._clients[loop] = client
         return client
 

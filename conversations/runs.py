@@ -5,7 +5,8 @@ the registry of the process executing it until its `done`, whatever happens to t
 tabs. Its events go to the run's event log first (so that a late tab on any process
 can catch up), then to the conversation's group. While it streams it beats: the
 process records that it is alive, with the answer so far, and learns of durable stop
-requests made from other processes.
+requests made from other processes (the fast path of such a stop is a `run.stop` message to the
+conversation's group, which the tabs on the executing process act on).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:6]}"
 GROUP_EVENT_TYPE = "run.event"
-STOP_MESSAGE_TYPE = "run.stop"
+STOP_MESSAGE_TYPE = "run.stop"  # handled by the consumers: ConversationConsumer.run_stop
 PERSIST_ATTEMPTS = 3
 
 
@@ -61,11 +62,6 @@ _active: dict[int, ActiveRun] = {}
 def group_name(conversation_id: int) -> str:
     """The channel-layer group of a conversation's tabs."""
     return f"conversation-{conversation_id}"
-
-
-def control_group_name(run_id: str) -> str:
-    """The group through which other processes ask a run to stop."""
-    return f"run-control-{run_id}"
 
 
 def active_run_get(conversation_id: int) -> ActiveRun | None:
@@ -155,11 +151,20 @@ async def run_stop(conversation: Conversation) -> bool:
     if run_id is None:
         return False
     try:
-        await get_channel_layer().group_send(control_group_name(run_id), {"type": STOP_MESSAGE_TYPE})
+        # The fast path: the conversation's tabs on the executing process cancel it there.
+        message = {"type": STOP_MESSAGE_TYPE, "run_id": run_id}
+        await get_channel_layer().group_send(group_name(conversation.pk), message)
     except Exception:
         # The request is stored; the executing process sees it at its next heartbeat.
         logger.exception("sending the stop of run %s failed", run_id)
     return True
+
+
+def run_cancel_here(conversation_id: int, run_id: str) -> None:
+    """Cancel the run `run_id` if this process executes it (a stop asked on another process)."""
+    active = _active.get(conversation_id)
+    if active is not None and active.run_id == run_id:
+        active.agent_run.cancel()
 
 
 async def _is_resend(conversation: Conversation, client_id: str) -> bool:
@@ -176,10 +181,7 @@ def run_stop_threadsafe(conversation_id: int) -> bool:
 
 async def relay_run_events(active: ActiveRun) -> None:
     """Log and send each event of the run; store the answer before `final` and `done` go out."""
-    helpers = [
-        asyncio.create_task(_beat(active), name=f"heartbeat-{active.run_id}"),
-        asyncio.create_task(_listen_for_stop(active), name=f"stop-listener-{active.run_id}"),
-    ]
+    helpers = [asyncio.create_task(_beat(active), name=f"heartbeat-{active.run_id}")]
     held_final: Event | None = None
     interval = settings.RELAY_MIN_INTERVAL_SECONDS
     loop = asyncio.get_running_loop()
@@ -203,10 +205,10 @@ async def relay_run_events(active: ActiveRun) -> None:
                 # the run's queue and goes out merged: sends stay bounded however fast the model is.
                 await asyncio.sleep(max(0.0, interval - (loop.time() - started)))
     finally:
+        _active.pop(active.conversation_id, None)
         for helper in helpers:
             helper.cancel()
-        await asyncio.gather(*helpers, return_exceptions=True)
-        _active.pop(active.conversation_id, None)
+        await asyncio.wait(helpers, timeout=1)
         try:
             await get_event_log().finish(active.run_id)
         except Exception:
@@ -253,20 +255,3 @@ async def _beat(active: ActiveRun) -> None:
             continue
         if stop:
             active.agent_run.cancel()
-
-
-async def _listen_for_stop(active: ActiveRun) -> None:
-    """The fast path of a stop asked from another process (the heartbeat is the durable one)."""
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    await layer.group_add(control_group_name(active.run_id), channel)
-    try:
-        while True:
-            message = await layer.receive(channel)
-            if message.get("type") == STOP_MESSAGE_TYPE:
-                active.agent_run.cancel()
-    finally:
-        try:
-            await asyncio.shield(layer.group_discard(control_group_name(active.run_id), channel))
-        except Exception:
-            logger.debug("leaving the control group of run %s failed", active.run_id)
