@@ -76,12 +76,15 @@ class Runner:
     async def serving(self, layer: str, rate: float) -> AsyncIterator[Bench]:
         """A fresh server process for this layer and pace, for the time of the block."""
         server = await asyncio.to_thread(self.deployment.start_app, layer=layer, tokens_per_second=rate)
+        session: Session | None = None
         try:
             if self.user is None:
                 self.user = await asyncio.to_thread(self.deployment.sign_up, server)
             session = session_on(server, self.user)
             yield Bench(server=server, session=session, meter=ProcessMeter(server.process.pid), layer=layer, rate=rate)
         finally:
+            if session is not None:
+                session.http.close()
             await asyncio.to_thread(self.deployment.stop, server)
             self.note_errors(f"{layer}@{rate:g} #{len(self.results['load_average'])}", server.log())
 
@@ -100,9 +103,13 @@ class Runner:
 
     async def run(self) -> dict[str, Any]:
         """Every part of the plan, in order."""
-        for group in self.plan.groups:
-            await self.measure_group(group)
-        await self.measure_load()
+        try:
+            for group in self.plan.groups:
+                await self.measure_group(group)
+            await self.measure_load()
+        finally:
+            if self.user is not None:
+                self.user.http.close()
         return self.results
 
     async def measure_group(self, group: Group) -> None:
