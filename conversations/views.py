@@ -14,10 +14,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from conversations import runs
+from conversations.models import Conversation
 from conversations.selectors import conversation_get_for_user, conversation_list_for_user
 from conversations.services import conversation_create, conversation_delete
 
 CONVERSATION_DELETED = "Conversation deleted."
+NO_SUCH_CONVERSATION = "No such conversation."
 
 
 def signup(request: HttpRequest) -> HttpResponse:
@@ -50,9 +52,7 @@ def conversation_new(request: HttpRequest) -> HttpResponse:
 @login_required
 def conversation_detail(request: HttpRequest, conversation_id: int) -> HttpResponse:
     """The chat page; its messages and live stream come over the WebSocket."""
-    conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
-    if conversation is None:
-        raise Http404("No such conversation.")
+    conversation = _own_conversation_or_404(request, conversation_id)
     model = settings.AGENT_MODEL
     chat_config = {
         "conversationId": conversation.pk,
@@ -75,12 +75,17 @@ def conversation_detail(request: HttpRequest, conversation_id: int) -> HttpRespo
 @require_POST
 def conversation_remove(request: HttpRequest, conversation_id: int) -> HttpResponse:
     """Delete one of the user's conversations, stopping its answer if one is being written."""
-    conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
-    if conversation is None:
-        raise Http404("No such conversation.")
-    conversation_id = conversation.pk
+    conversation = _own_conversation_or_404(request, conversation_id)
     runs.run_stop_threadsafe(conversation_id)
     conversation_delete(conversation=conversation)
     async_to_sync(get_channel_layer().group_send)(runs.group_name(conversation_id), {"type": "conversation.deleted"})
     messages.success(request, CONVERSATION_DELETED)
     return redirect("conversation_list")
+
+
+def _own_conversation_or_404(request: HttpRequest, conversation_id: int) -> Conversation:
+    """The user's conversation; anyone else's does not exist for them."""
+    conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
+    if conversation is None:
+        raise Http404(NO_SUCH_CONVERSATION)
+    return conversation
