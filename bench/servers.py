@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,13 +100,7 @@ class BenchDeployment(Deployment):
 
     def stop(self, server: Server) -> None:
         """SIGTERM one server (SIGKILL after 10 s) and forget it."""
-        if server.process.poll() is None:
-            os.killpg(server.process.pid, signal.SIGTERM)
-            try:
-                server.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.process.pid, signal.SIGKILL)
-                server.process.wait(timeout=10)
+        self.stop_server(server)
         if server in self.servers:
             self.servers.remove(server)
 

@@ -239,15 +239,20 @@ print(json.dumps(made))
         with psycopg.connect(url) as conn:
             return conn.execute(sql, params).fetchall()
 
+    def stop_server(self, server: Server) -> None:
+        """SIGTERM one server (SIGKILL after 10 s)."""
+        if server.process.poll() is None:
+            os.killpg(server.process.pid, signal.SIGTERM)
+            try:
+                server.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.process.pid, signal.SIGKILL)
+                server.process.wait(timeout=10)
+
     def close(self) -> None:
         """Stop every server and drop the database."""
         for server in self.servers:
-            if server.process.poll() is None:
-                os.killpg(server.process.pid, signal.SIGTERM)
-                try:
-                    server.process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(server.process.pid, signal.SIGKILL)
+            self.stop_server(server)
         for cleanup in self._cleanups:
             cleanup()
 
