@@ -20,13 +20,16 @@ no gaps). A run that adds 10 and 10 emits, in order::
 
 Adjacent `token` events (and adjacent `tool_args` of one call) that wait in the
 run's queue while its reader is busy are merged into one before they are numbered,
-so a slow relay sends fewer, larger events and never loses text.
+so a slow relay sends fewer, larger events and never loses text (`stream.EventStream`).
+
+Events are made by the constructors at the end of this module (`token(...)`, `done(...)`),
+never as dict literals elsewhere; they carry `seq` 0 until the run's stream numbers them.
+(No `from __future__ import annotations` here: TypedDict reads `NotRequired` at class creation.)
 """
 
+import json
 import math
 from typing import Any, Literal, NotRequired, TypedDict
-
-Event = dict[str, Any]
 
 RUN_STARTED = "run_started"
 TOOL_START = "tool_start"
@@ -130,6 +133,9 @@ class Done(_Base):
     status: DoneStatus
 
 
+Event = RunStarted | ToolStart | ToolArgs | ToolResult | StepEnd | Token | Final | Error | Done
+"""Any run event."""
+
 SCHEMAS: dict[str, type[TypedDict]] = {  # type: ignore[valid-type]
     RUN_STARTED: RunStarted,
     TOOL_START: ToolStart,
@@ -201,3 +207,70 @@ def merge_into(first: Event, second: Event) -> None:
     """Fold `second`'s text into `first` (see `is_mergeable`)."""
     key = "text" if first["type"] == TOKEN else "delta"
     first[key] += second[key]
+
+
+def encode(event: Event) -> str:
+    """The event as compact JSON text: the one encoding it gets on its way out."""
+    return json.dumps(event, separators=(",", ":"))
+
+
+# Constructors: the only way events are made. `seq` is 0 until the run's stream numbers the event.
+
+
+def run_started(*, run_id: str, model: str, seq: int = 0) -> RunStarted:
+    """The first event of a run."""
+    return {"type": RUN_STARTED, "run_id": run_id, "seq": seq, "model": model}
+
+
+def tool_start(*, run_id: str, call_id: str, name: str, seq: int = 0) -> ToolStart:
+    """The model started calling tool `name`."""
+    return {"type": TOOL_START, "run_id": run_id, "seq": seq, "call_id": call_id, "name": name}
+
+
+def tool_args(*, run_id: str, call_id: str, delta: str, seq: int = 0) -> ToolArgs:
+    """More of a call's JSON arguments."""
+    return {"type": TOOL_ARGS, "run_id": run_id, "seq": seq, "call_id": call_id, "delta": delta}
+
+
+def tool_result(
+    *, run_id: str, call_id: str, name: str, output: Any = None, error: str | None = None, seq: int = 0
+) -> ToolResult:
+    """A tool's outcome: its output, or (when `error` is given) why it failed."""
+    event: ToolResult = {"type": TOOL_RESULT, "run_id": run_id, "seq": seq, "call_id": call_id, "name": name}
+    if error is None:
+        event["output"] = output
+    else:
+        event["error"] = error
+    return event
+
+
+def step_end(*, run_id: str, seq: int = 0) -> StepEnd:
+    """An LLM step that called tools ended."""
+    return {"type": STEP_END, "run_id": run_id, "seq": seq}
+
+
+def token(*, run_id: str, text: str, seq: int = 0) -> Token:
+    """A piece of the final answer."""
+    return {"type": TOKEN, "run_id": run_id, "seq": seq, "text": text}
+
+
+def final(*, run_id: str, content: str, tools_used: list[str], usage: Usage, seq: int = 0) -> Final:
+    """The whole answer of a completed run."""
+    return {
+        "type": FINAL,
+        "run_id": run_id,
+        "seq": seq,
+        "content": content,
+        "tools_used": tools_used,
+        "usage": usage,
+    }
+
+
+def error(*, run_id: str, code: str, message: str, seq: int = 0) -> Error:
+    """Something failed; a `done` follows."""
+    return {"type": ERROR, "run_id": run_id, "seq": seq, "code": code, "message": message}
+
+
+def done(*, run_id: str, status: DoneStatus, seq: int = 0) -> Done:
+    """The last event of a run."""
+    return {"type": DONE, "run_id": run_id, "seq": seq, "status": status}

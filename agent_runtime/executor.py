@@ -25,7 +25,9 @@ from agent_runtime.callbacks import QueueCallbackHandler
 from agent_runtime.errors import describe_model_error, describe_tool_error
 from agent_runtime.events import Event
 from agent_runtime.report import RunReport, ToolStep
+from agent_runtime.stream import EventStream
 from agent_runtime.tools import FINAL_ANSWER, TOOLS, TOOLS_BY_NAME
+from agent_runtime.transcript import RunTranscript
 
 SYSTEM_PROMPT = (
     "You're a helpful assistant. When answering a user's question you should first use one of "
@@ -80,7 +82,9 @@ class AgentRun:
     ) -> None:
         self.run_id = run_id or uuid4().hex
         self.report = RunReport(run_id=self.run_id, model=model_name)
-        self.handler = QueueCallbackHandler(self.run_id)
+        self.stream = EventStream()
+        self.transcript = RunTranscript()
+        self.handler = QueueCallbackHandler(run_id=self.run_id, stream=self.stream, transcript=self.transcript)
         self._llm = llm
         self._tools = {t.name: t for t in tools}
         self._user_input = user_input
@@ -90,6 +94,11 @@ class AgentRun:
         self._system_prompt = system_prompt
         self._producer: asyncio.Task[None] | None = None
         self._cancel_requested = False
+
+    @property
+    def answer_so_far(self) -> str:
+        """The answer text streamed so far."""
+        return self.transcript.answer_text
 
     def cancel(self) -> None:
         """Stop the run: the LLM call is closed and the run ends with `done` `cancelled`."""
@@ -104,13 +113,13 @@ class AgentRun:
         try:
             while True:
                 try:
-                    event = await self.handler.next_event()
+                    event = await self.stream.next_event()
                 except asyncio.CancelledError:
                     # The task iterating us was cancelled: stop the producer and hand out
                     # what it says last, so that this run too ends with its one `done`.
                     self.cancel()
                     await asyncio.gather(self._producer, return_exceptions=True)
-                    async for event in self.handler:
+                    async for event in self.stream:
                         yield event
                     return
                 yield event
@@ -122,8 +131,8 @@ class AgentRun:
                 await asyncio.gather(self._producer, return_exceptions=True)
 
     async def _produce(self) -> None:
-        self.handler.put(events.RUN_STARTED, model=self.report.model)
-        status = "completed"
+        self.stream.emit(events.run_started(run_id=self.run_id, model=self.report.model))
+        status: events.DoneStatus = "completed"
         deadline = asyncio.timeout(self._timeout)
         try:
             if self._cancel_requested:
@@ -136,36 +145,43 @@ class AgentRun:
             if deadline.expired():
                 status = self._fail(events.ERROR_TIMEOUT, RUN_TIMED_OUT.format(seconds=self._timeout))
             else:  # the model client's own timeout, not the run's deadline
-                status = self._fail(*describe_model_error(error), already_reported=error is self.handler.reported_error)
+                status = self._fail(*describe_model_error(error))
         except _StopRun as stop:
             status = self._fail(stop.code, stop.message)
         except Exception as error:
-            reported = error is self.handler.reported_error
-            status = self._fail(*describe_model_error(error), already_reported=reported)
+            status = self._fail(*describe_model_error(error))
         self.report.status = status
-        self.report.content = self.handler.answer_text if status != "completed" else self.report.content
+        self.report.content = self.answer_so_far if status != "completed" else self.report.content
         self.report.finished = time.time()
         if status == "completed":
-            self.handler.put(
-                events.FINAL,
-                content=self.report.content,
-                tools_used=self.report.tools_used,
-                usage=dict(self.report.usage),
+            usage: events.Usage = {
+                "input_tokens": self.report.usage["input_tokens"],
+                "output_tokens": self.report.usage["output_tokens"],
+                "total_tokens": self.report.usage["total_tokens"],
+            }
+            self.stream.emit(
+                events.final(
+                    run_id=self.run_id, content=self.report.content, tools_used=self.report.tools_used, usage=usage
+                )
             )
-        self.handler.put(events.DONE, status=status)
+        self.stream.emit(events.done(run_id=self.run_id, status=status))
 
-    def _fail(self, code: str, message: str, *, already_reported: bool = False) -> str:
+    def _fail(self, code: str, message: str) -> events.DoneStatus:
         self.report.error_code = code
         self.report.error_message = message
-        if not already_reported:
-            self.handler.put(events.ERROR, code=code, message=message)
+        self.stream.emit(events.error(run_id=self.run_id, code=code, message=message))
         return "error"
+
+    def _answer(self, text: str) -> None:
+        if text:
+            self.transcript.add_answer(text)
+            self.stream.emit(events.token(run_id=self.run_id, text=text))
 
     async def _agent_loop(self) -> None:
         scratchpad: list[BaseMessage] = []
         bound = self._bind_model()
         for step in range(1, self._max_iterations + 1):
-            self.handler.begin_step(step)
+            self.transcript.begin_step(step)
             messages = PROMPT.format_messages(
                 system_prompt=self._system_prompt,
                 chat_history=self._history,
@@ -206,7 +222,7 @@ class AgentRun:
         """Run the step's tool calls; return True when the run has its final answer."""
         calls = _calls_of(reply)
         if not calls:
-            content = self.handler.answer_text
+            content = self.answer_so_far
             if not content.strip():
                 raise _StopRun(events.ERROR_MODEL_FAILED, EMPTY_RESPONSE)
             self.report.content = content
@@ -219,10 +235,16 @@ class AgentRun:
         for call in answers:
             answer, problem = await self._read_answer(call)
             if problem is None:
-                self.report.content = self.handler.finish_answer(answer)
+                self.report.content = self._finish_answer(answer)
                 return True
             scratchpad.append(ToolMessage(content=f"Error: {problem}", tool_call_id=call["id"]))
         return False
+
+    def _finish_answer(self, answer: str) -> str:
+        """Stream whatever of `answer` the partial parse has not shown; return the text shown."""
+        if answer.startswith(self.answer_so_far):
+            self._answer(answer[len(self.answer_so_far) :])
+        return self.answer_so_far
 
     async def _read_answer(self, call: dict[str, Any]) -> tuple[str, str | None]:
         if isinstance(call["args"], str):
@@ -237,7 +259,7 @@ class AgentRun:
         return result["answer"], None
 
     async def _run_tool(self, call: dict[str, Any]) -> ToolMessage:
-        call_id = self.handler.call_id_for(call["index"], call["id"])
+        call_id = self.transcript.call_id(call["index"], call["id"])
         step = ToolStep(call_id=call_id, name=call["name"], args=call["args"])
         self.report.tool_steps.append(step)
         try:
@@ -245,12 +267,11 @@ class AgentRun:
             json.dumps(step.output, allow_nan=False)
         except Exception as error:
             step.output, step.error = None, describe_tool_error(error)
-        if step.error is None:
-            self.handler.put(events.TOOL_RESULT, call_id=call_id, name=step.name, output=step.output)
-            content = json.dumps(step.output, allow_nan=False)
-        else:
-            self.handler.put(events.TOOL_RESULT, call_id=call_id, name=step.name, error=step.error)
-            content = f"Error: {step.error}"
+        result = events.tool_result(
+            run_id=self.run_id, call_id=call_id, name=step.name, output=step.output, error=step.error
+        )
+        self.stream.emit(result)
+        content = f"Error: {step.error}" if step.error is not None else json.dumps(step.output, allow_nan=False)
         return ToolMessage(content=content, tool_call_id=call["id"], name=step.name)
 
     async def _invoke_tool(self, call: dict[str, Any]) -> Any:

@@ -1,7 +1,8 @@
 """The HTTP API (`/api/`): conversations as JSON, runs as server-sent events, OpenAPI at `/api/schema`.
 
-A thin adapter like the WebSocket consumer: same ownership rules, same validation, same error
-codes and texts, same run (started through `runs.run_send`, so open tabs watch it live).
+A thin adapter like the WebSocket consumer: same ownership rules, and sends go through the one
+send path (`conversations.sending.message_send`), so the same codes and texts, and the same run
+the open tabs watch live.
 """
 
 from __future__ import annotations
@@ -17,16 +18,19 @@ from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Header, NinjaAPI, Status
 
 from api.auth import SessionCookieAuth, TokenAuth
-from api.errors import DUPLICATE, NOT_FOUND, ApiError, install_error_handlers
+from api.errors import DUPLICATE, NOT_FOUND, ApiError, install_error_handlers, send_refused_error
 from api.schemas import ConversationDetailOut, ConversationOut, ErrorOut, MessageIn
-from api.selectors import answer_for_client_id, conversation_list_recent
 from api.sse import MEDIA_TYPE, event_stream_response
-from api.streams import EventId, follow_conversation, follow_run
-from conversations import runs
-from conversations.consumers import BAD_SEND, RATE_LIMITED, RUN_BUSY, TOO_LONG
+from conversations.follow import EventId, follow_conversation, follow_run
 from conversations.models import Conversation, Message
-from conversations.selectors import conversation_get_for_user, message_list, message_payload
-from conversations.services import RateLimited, RunBusy, conversation_create
+from conversations.selectors import (
+    conversation_get_for_user,
+    conversation_list_recent,
+    message_list,
+    message_payload,
+)
+from conversations.sending import SendOutcome, SendRefused, message_send
+from conversations.services import conversation_create
 from conversations.watchdog import ensure_watchdog
 
 DESCRIPTION = """\
@@ -139,16 +143,10 @@ async def messages_send(request: HttpRequest, conversation_id: int, payload: Mes
     409 `duplicate` (this `client_id` was sent and answered already) or 429 `rate_limited`.
     """
     conversation = await _owned_conversation(request, conversation_id)
-    _check_send(payload)
-    answer = await database_sync_to_async(answer_for_client_id)(conversation=conversation, client_id=payload.client_id)
-    if answer is None:
-        active = await _start_run(conversation, payload)
-        if active is not None:
-            return event_stream_response(follow_run(conversation, active.run_id, keepalive_seconds=_keepalive()))
-        answer = await database_sync_to_async(answer_for_client_id)(
-            conversation=conversation, client_id=payload.client_id
-        )
-    return _follow_resent(conversation, answer)
+    outcome = await _send(conversation, payload)
+    if outcome.run is not None:
+        return event_stream_response(follow_run(conversation, outcome.run.run_id, keepalive_seconds=_keepalive()))
+    return _follow_resent(conversation, outcome.resent_answer)
 
 
 @api.get(
@@ -176,27 +174,15 @@ async def conversations_stream(
     return event_stream_response(events)
 
 
-def _check_send(payload: MessageIn) -> None:
-    """The socket's rules for a `send`: non-blank content within the limit, a client_id of 1-64 characters."""
-    if not payload.content.strip() or not 0 < len(payload.client_id) <= 64:
-        raise ApiError(400, "bad_request", BAD_SEND)
-    if len(payload.content) > settings.MESSAGE_MAX_LENGTH:
-        raise ApiError(413, "too_long", TOO_LONG.format(limit=settings.MESSAGE_MAX_LENGTH))
-
-
-async def _start_run(conversation: Conversation, payload: MessageIn) -> runs.ActiveRun | None:
+async def _send(conversation: Conversation, payload: MessageIn) -> SendOutcome:
     ensure_watchdog()
-    send = runs.run_send(conversation=conversation, content=payload.content, client_id=payload.client_id)
+    send = message_send(conversation=conversation, content=payload.content, client_id=payload.client_id)
     try:
         # Shielded, in a context of its own: a client hanging up now does not interrupt the start
         # half-way, and its database calls do not depend on this request's thread living on.
         return await asyncio.shield(asyncio.create_task(send, context=contextvars.Context()))
-    except RunBusy:
-        raise ApiError(409, "busy", RUN_BUSY) from None
-    except RateLimited as limited:
-        seconds = limited.retry_after
-        message = RATE_LIMITED.format(seconds=seconds)
-        raise ApiError(429, "rate_limited", message, headers={"Retry-After": str(seconds)}) from None
+    except SendRefused as refused:
+        raise send_refused_error(refused) from None
 
 
 def _follow_resent(conversation: Conversation, answer: Message | None) -> StreamingHttpResponse:

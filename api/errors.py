@@ -6,7 +6,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from conversations.consumers import BAD_SEND
+from conversations import protocol
+from conversations.sending import BAD_SEND, SendRefused
 
 NOT_AUTHENTICATED = (
     "Authentication required: send 'Authorization: Bearer <token>' (create one at /account/tokens/), "
@@ -34,6 +35,14 @@ CODES_BY_STATUS = {
 }
 
 
+STATUS_BY_SEND_REFUSAL = {
+    protocol.BAD_REQUEST: 400,
+    protocol.TOO_LONG: 413,
+    protocol.BUSY: 409,
+    protocol.RATE_LIMITED: 429,
+}
+
+
 class ApiError(HttpError):
     """An error answered as JSON with its own code (`busy`, `too_long`, ...), and optional headers."""
 
@@ -41,6 +50,12 @@ class ApiError(HttpError):
         super().__init__(status_code, message)
         self.code = code
         self.headers = headers or {}
+
+
+def send_refused_error(refused: SendRefused) -> ApiError:
+    """A refused send as an HTTP error: the socket's code and text, with `Retry-After` when given."""
+    headers = {"Retry-After": str(refused.retry_after)} if refused.retry_after is not None else None
+    return ApiError(STATUS_BY_SEND_REFUSAL.get(refused.code, 400), refused.code, refused.message, headers=headers)
 
 
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 
 from django.http import StreamingHttpResponse
 
+from agent_runtime import events
 from agent_runtime.events import Event
-from api.streams import event_id
+from conversations.follow import event_id
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ KEEP_ALIVE = ": keep-alive\n\n"
 
 def format_event(event: Event) -> str:
     """`event: <type>`, `id: <run_id>:<seq>`, `data: <the event JSON, one line>`, a blank line."""
-    data = json.dumps(event, separators=(",", ":"))
+    data = events.encode(event)
     return f"event: {event['type']}\nid: {event_id(event)}\ndata: {data}\n\n"
 
 

@@ -85,7 +85,7 @@ class LessonConsumer(ReferenceConsumer):
         # The lesson starts the agent as a task and reads the callback's queue itself;
         # `_produce` is that task's body (iterating the AgentRun would read the queue for us).
         producer = asyncio.create_task(run._produce())
-        queue = run.handler.queue
+        queue = run.stream.queue
         seq = 0
         try:
             while True:

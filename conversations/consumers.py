@@ -1,4 +1,8 @@
-"""The WebSocket adapter of a conversation: check who may connect, validate frames, forward events."""
+"""The WebSocket adapter of a conversation: check who may connect, validate frames, forward events.
+
+Frame and message types are declared in `conversations/protocol.py`; what a send may do is
+`sending.message_send`'s to decide. This module only translates between them and the socket.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +13,16 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
 
-from conversations import runs
+from conversations import protocol, runs
 from conversations.selectors import conversation_get_for_user, session_is_current
-from conversations.services import RateLimited, RunBusy
+from conversations.sending import SendRefused, message_send
 from conversations.watchdog import ensure_watchdog
 
 logger = logging.getLogger(__name__)
 
-CLOSE_LOGGED_OUT = 4401
-CLOSE_NOT_ALLOWED = 4403
-CLOSE_GONE = 4404
-CLOSE_UNAVAILABLE = 4503
-
 BAD_JSON = "A frame must be a JSON object."
 UNKNOWN_FRAME = "Unknown frame type; expected send, stop or sync."
-BAD_SEND = "A send frame needs a non-empty 'content' string and a 'client_id' string of at most 64 characters."
-TOO_LONG = "The message is longer than {limit} characters."
-RUN_BUSY = "An answer is still being written; wait for it or stop it first."
-RATE_LIMITED = "You are sending too fast or have too many answers streaming; try again in {seconds} s."
 
 
 class ConversationConsumer(AsyncWebsocketConsumer):
@@ -42,19 +36,18 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             user=user, conversation_id=conversation_id
         )
         if self.conversation is None:
-            await self.close(code=CLOSE_NOT_ALLOWED)
+            await self.close(code=protocol.CLOSE_NOT_ALLOWED)
             return
         ensure_watchdog()
+        group = protocol.group_name(self.conversation.pk)
         try:
-            await asyncio.wait_for(
-                self.channel_layer.group_add(runs.group_name(self.conversation.pk), self.channel_name), 5
-            )
+            await asyncio.wait_for(self.channel_layer.group_add(group, self.channel_name), 5)
         except Exception:
             # The channel layer (Redis) is down: refuse now rather than hang; the page retries.
             logger.warning("joining conversation %s failed", self.conversation.pk, exc_info=True)
-            await self.close(code=CLOSE_UNAVAILABLE)
+            await self.close(code=protocol.CLOSE_UNAVAILABLE)
             return
-        self.group = runs.group_name(self.conversation.pk)
+        self.group = group
         await self.accept()
         await self.send_snapshot()
 
@@ -68,47 +61,33 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         try:
             frame = json.loads(text_data if text_data is not None else bytes_data or b"")
         except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to parse
-            await self.send_error("bad_request", BAD_JSON)
+            await self.send_error(protocol.BAD_REQUEST, BAD_JSON)
             return
         kind = frame.get("type") if isinstance(frame, dict) else None
-        if kind in ("send", "stop") and not await self.session_is_current():
-            await self.close(code=CLOSE_LOGGED_OUT)
+        if kind in (protocol.CLIENT_SEND, protocol.CLIENT_STOP) and not await self.session_is_current():
+            await self.close(code=protocol.CLOSE_LOGGED_OUT)
             return
-        if kind == "send":
+        if kind == protocol.CLIENT_SEND:
             await self.handle_send(frame)
-        elif kind == "stop":
+        elif kind == protocol.CLIENT_STOP:
             await runs.run_stop(self.conversation)
-        elif kind == "sync":
+        elif kind == protocol.CLIENT_SYNC:
             await self.send_snapshot()
         else:
-            await self.send_error("bad_request", UNKNOWN_FRAME if isinstance(frame, dict) else BAD_JSON)
+            await self.send_error(protocol.BAD_REQUEST, UNKNOWN_FRAME if isinstance(frame, dict) else BAD_JSON)
 
     async def handle_send(self, frame: dict[str, Any]) -> None:
         """Store the message and start its run; tell only this tab what went wrong."""
-        content, client_id = frame.get("content"), frame.get("client_id")
-        if (
-            not isinstance(content, str)
-            or not content.strip()
-            or not isinstance(client_id, str)
-            or not 0 < len(client_id) <= 64
-        ):
-            await self.send_error("bad_request", BAD_SEND, client_id=client_id)
-            return
-        if len(content) > settings.MESSAGE_MAX_LENGTH:
-            await self.send_error("too_long", TOO_LONG.format(limit=settings.MESSAGE_MAX_LENGTH), client_id=client_id)
-            return
+        client_id = frame.get("client_id")
         try:
-            await runs.run_send(conversation=self.conversation, content=content, client_id=client_id)
-        except RunBusy:
-            await self.send_error("busy", RUN_BUSY, client_id=client_id)
-        except RateLimited as limited:
-            message = RATE_LIMITED.format(seconds=limited.retry_after)
-            await self.send_error("rate_limited", message, client_id=client_id, retry_after=limited.retry_after)
+            await message_send(conversation=self.conversation, content=frame.get("content"), client_id=client_id)
+        except SendRefused as refused:
+            await self.send_error(refused.code, refused.message, client_id=client_id, retry_after=refused.retry_after)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Relay run events straight away: channels' per-message database clean-up (a hop to the
         worker thread) is for handlers that touch the database, and this one does not."""
-        if message["type"] == runs.GROUP_EVENT_TYPE:
+        if message["type"] == protocol.GROUP_RUN_EVENT:
             await self.run_event(message)
             return
         await super().dispatch(message)
@@ -127,7 +106,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def conversation_deleted(self, message: dict[str, Any]) -> None:
         """The conversation was deleted (in another tab): close, the page says it is gone."""
-        await self.close(code=CLOSE_GONE)
+        await self.close(code=protocol.CLOSE_GONE)
 
     async def session_is_current(self) -> bool:
         """Whether the user is still logged in with the session this socket was opened with."""
@@ -136,9 +115,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             session_key=getattr(session, "session_key", None), user=self.scope.get("user")
         )
 
-    async def send_error(self, code: str, message: str, *, client_id: Any = None, **extra: Any) -> None:
+    async def send_error(
+        self, code: str, message: str, *, client_id: Any = None, retry_after: int | None = None
+    ) -> None:
         """An error for this tab only (not part of any run); names the refused send's `client_id`."""
-        frame = {"type": "error", "code": code, "message": message, **extra}
-        if isinstance(client_id, str) and client_id:
-            frame["client_id"] = client_id[:64]
-        await self.send(text_data=json.dumps(frame))
+        await self.send(text_data=protocol.error_frame(code, message, client_id=client_id, retry_after=retry_after))

@@ -25,8 +25,8 @@ DONE_TTL_SECONDS = 600
 class RunEventLog(Protocol):
     """Append-only event log of runs, keyed by run id."""
 
-    async def append(self, run_id: str, event: Event) -> None:
-        """Add the run's next event."""
+    async def append(self, run_id: str, event: Event, text: str) -> None:
+        """Add the run's next event (`text` is its JSON, encoded once by the caller)."""
 
     async def read(self, run_id: str) -> list[Event]:
         """Every event of the run so far (empty when unknown or expired)."""
@@ -41,7 +41,7 @@ class MemoryEventLog:
     def __init__(self) -> None:
         self._runs: dict[str, list[Event]] = {}
 
-    async def append(self, run_id: str, event: Event) -> None:
+    async def append(self, run_id: str, event: Event, text: str) -> None:
         self._runs.setdefault(run_id, []).append(event)
 
     async def read(self, run_id: str) -> list[Event]:
@@ -70,10 +70,10 @@ class RedisEventLog:
             self._clients[loop] = client
         return client
 
-    async def append(self, run_id: str, event: Event) -> None:
+    async def append(self, run_id: str, event: Event, text: str) -> None:
         key = KEY_PREFIX + run_id
         async with self._client().pipeline(transaction=False) as pipe:
-            pipe.xadd(key, {"e": json.dumps(event, separators=(",", ":"))})
+            pipe.xadd(key, {"e": text})
             if event.get("seq") == 1:
                 pipe.expire(key, LIVE_TTL_SECONDS)
             await pipe.execute()

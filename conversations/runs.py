@@ -7,18 +7,18 @@ can catch up), then to the conversation's group. While it streams it beats: the
 process records that it is alive, with the answer so far, and learns of durable stop
 requests made from other processes (the fast path of such a stop is a `run.stop` message to the
 conversation's group, which the tabs on the executing process act on).
+
+Whether a message may be sent, and storing it, is `sending.message_send`'s; it calls `run_start`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
 import logging
 import os
 import socket
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
@@ -30,16 +30,15 @@ from agent_runtime import events
 from agent_runtime.events import Event
 from agent_runtime.executor import AgentRun
 from agent_runtime.llm import build_chat_model
+from conversations import protocol
 from conversations.event_log import get_event_log
 from conversations.models import Conversation, Message
-from conversations.selectors import history_for_agent, message_list, message_payload, user_retry_after
-from conversations.services import RateLimited, RunBusy, run_finish, run_heartbeat, run_request_stop, turn_start
+from conversations.selectors import history_for_agent, message_list, message_payload
+from conversations.services import StartedTurn, run_finish, run_heartbeat, run_request_stop
 
 logger = logging.getLogger(__name__)
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:6]}"
-GROUP_EVENT_TYPE = "run.event"
-STOP_MESSAGE_TYPE = "run.stop"  # handled by the consumers: ConversationConsumer.run_stop
 PERSIST_ATTEMPTS = 3
 
 
@@ -59,11 +58,6 @@ class ActiveRun:
 _active: dict[int, ActiveRun] = {}
 
 
-def group_name(conversation_id: int) -> str:
-    """The channel-layer group of a conversation's tabs."""
-    return f"conversation-{conversation_id}"
-
-
 def active_run_get(conversation_id: int) -> ActiveRun | None:
     """The run executing in this process for the conversation, if any."""
     return _active.get(conversation_id)
@@ -75,52 +69,35 @@ async def conversation_snapshot(conversation: Conversation) -> dict[str, Any]:
     active_run = None
     last = messages[-1] if messages else None
     if last is not None and last.role == Message.Role.ASSISTANT and last.run_id:
-        try:
-            logged = await get_event_log().read(last.run_id)
-        except Exception:
-            logger.exception("reading the events of run %s failed", last.run_id)
-            logged = []
+        logged = await run_events_read(last.run_id)
         still_streaming = logged and logged[-1]["type"] != events.DONE
         if still_streaming or (last.status == Message.Status.GENERATING and not logged):
             active_run = {"run_id": last.run_id, "events": logged}
-    return {"type": "snapshot", "messages": [message_payload(m) for m in messages], "active_run": active_run}
+    return protocol.snapshot_frame(messages=[message_payload(m) for m in messages], active_run=active_run)
 
 
-async def run_send(*, conversation: Conversation, content: str, client_id: str) -> ActiveRun | None:
-    """Store the user's message and start a run for it; None when it was a resend.
+async def run_events_read(run_id: str) -> list[Event]:
+    """The run's events so far from its log; empty when the log cannot be read (logged)."""
+    try:
+        return await get_event_log().read(run_id)
+    except Exception:
+        logger.exception("reading the events of run %s failed", run_id)
+        return []
 
-    Raises RunBusy when the conversation already has a run streaming (on any process), and
-    RateLimited when its owner is over a rate limit.
-    """
-    if conversation.pk in _active:
-        raise RunBusy
-    retry_after = await database_sync_to_async(user_retry_after)(
-        user_id=conversation.owner_id,
-        messages_per_minute=settings.RATE_LIMIT_MESSAGES_PER_MINUTE,
-        concurrent_runs=settings.RATE_LIMIT_CONCURRENT_RUNS,
-        now=datetime.now(UTC),
-    )
-    if retry_after is not None and not await _is_resend(conversation, client_id):
-        raise RateLimited(retry_after)
-    model_config = settings.AGENT_MODEL
-    run_id = uuid4().hex
-    turn = await database_sync_to_async(turn_start)(
-        conversation=conversation,
-        content=content,
-        client_id=client_id,
-        run_id=run_id,
-        model=model_config.display_name,
-        worker=WORKER_ID,
-    )
-    if turn.is_duplicate:
-        return None
+
+async def run_start(*, conversation: Conversation, turn: StartedTurn) -> ActiveRun:
+    """Start the run answering a stored turn (see `sending.message_send`) and relay its events."""
+    assert turn.assistant_message is not None
+    user_message = turn.user_message
     history = await database_sync_to_async(history_for_agent)(
-        conversation=conversation, before_id=turn.user_message.pk, limit=settings.AGENT_HISTORY_MESSAGES
+        conversation=conversation, before_id=user_message.pk, limit=settings.AGENT_HISTORY_MESSAGES
     )
+    model_config = settings.AGENT_MODEL
+    run_id = turn.assistant_message.run_id
     agent_run = AgentRun(
         llm=build_chat_model(model_config),
         model_name=model_config.display_name,
-        user_input=content,
+        user_input=user_message.content,
         history=history,
         run_id=run_id,
         max_iterations=settings.AGENT_MAX_ITERATIONS,
@@ -131,7 +108,7 @@ async def run_send(*, conversation: Conversation, content: str, client_id: str) 
         run_id=run_id,
         message_id=turn.assistant_message.pk,
         agent_run=agent_run,
-        user_message={"id": turn.user_message.pk, "content": content, "client_id": client_id},
+        user_message={"id": user_message.pk, "content": user_message.content, "client_id": user_message.client_id},
         loop=asyncio.get_running_loop(),
     )
     _active[conversation.pk] = active
@@ -152,8 +129,8 @@ async def run_stop(conversation: Conversation) -> bool:
         return False
     try:
         # The fast path: the conversation's tabs on the executing process cancel it there.
-        message = {"type": STOP_MESSAGE_TYPE, "run_id": run_id}
-        await get_channel_layer().group_send(group_name(conversation.pk), message)
+        message = protocol.run_stop_message(run_id)
+        await get_channel_layer().group_send(protocol.group_name(conversation.pk), message)
     except Exception:
         # The request is stored; the executing process sees it at its next heartbeat.
         logger.exception("sending the stop of run %s failed", run_id)
@@ -165,10 +142,6 @@ def run_cancel_here(conversation_id: int, run_id: str) -> None:
     active = _active.get(conversation_id)
     if active is not None and active.run_id == run_id:
         active.agent_run.cancel()
-
-
-async def _is_resend(conversation: Conversation, client_id: str) -> bool:
-    return await Message.objects.filter(conversation=conversation, client_id=client_id).aexists()
 
 
 def run_stop_threadsafe(conversation_id: int) -> bool:
@@ -216,14 +189,14 @@ async def relay_run_events(active: ActiveRun) -> None:
 
 
 async def publish_event(conversation_id: int, run_id: str, event: Event) -> None:
-    """Append an event to the run's log, then send it to the conversation's tabs."""
+    """Append an event to the run's log, then send it to the conversation's tabs (encoded once)."""
+    text = events.encode(event)
     try:
-        await get_event_log().append(run_id, event)
+        await get_event_log().append(run_id, event, text)
     except Exception:
         logger.exception("logging an event of run %s failed", run_id)
-    text = json.dumps(event, separators=(",", ":"))
     try:
-        await get_channel_layer().group_send(group_name(conversation_id), {"type": GROUP_EVENT_TYPE, "text": text})
+        await get_channel_layer().group_send(protocol.group_name(conversation_id), protocol.run_event_message(text))
     except Exception:
         # Tabs that miss events see a gap in `seq`, or reconnect, and catch up from the log or storage.
         logger.exception("relaying an event of run %s failed", run_id)
@@ -247,7 +220,7 @@ async def _beat(active: ActiveRun) -> None:
         try:
             stop = await database_sync_to_async(run_heartbeat)(
                 message_id=active.message_id,
-                content=active.agent_run.handler.answer_text,
+                content=active.agent_run.answer_so_far,
                 tool_steps=[step.as_dict() for step in report.tool_steps],
             )
         except Exception:

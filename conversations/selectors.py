@@ -35,6 +35,29 @@ def conversation_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Conversati
     )
 
 
+def conversation_list_recent(*, user: AbstractBaseUser, limit: int) -> list[Conversation]:
+    """The user's most recently updated conversations."""
+    return list(Conversation.objects.filter(owner=user).order_by("-updated", "-id")[:limit])
+
+
+def conversation_has_run(*, conversation: Conversation, run_id: str) -> bool:
+    """Whether `run_id` is the run of one of the conversation's answers."""
+    return Message.objects.filter(conversation=conversation, run_id=run_id).exists()
+
+
+def answer_for_client_id(*, conversation: Conversation, client_id: str) -> tuple[Message, Message | None] | None:
+    """The user message sent with `client_id` and the answer to it (if any); None if never sent."""
+    sent = Message.objects.filter(conversation=conversation, client_id=client_id, role=Message.Role.USER).first()
+    if sent is None:
+        return None
+    answer = (
+        Message.objects.filter(conversation=conversation, role=Message.Role.ASSISTANT, pk__gt=sent.pk)
+        .order_by("pk")
+        .first()
+    )
+    return sent, answer
+
+
 def message_list(*, conversation: Conversation) -> list[Message]:
     """All messages of a conversation, oldest first."""
     return list(conversation.messages.all())

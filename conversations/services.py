@@ -19,14 +19,6 @@ class RunBusy(Exception):
     """The conversation already has an answer being written."""
 
 
-class RateLimited(Exception):
-    """The user sent too much, or has too many answers streaming; may retry after `retry_after` s."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(retry_after)
-        self.retry_after = retry_after
-
-
 @dataclass(frozen=True)
 class StartedTurn:
     """A stored user message and, when a run starts for it, the assistant message to fill."""

@@ -13,7 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from conversations import runs
+from conversations import protocol, runs
 from conversations.models import Conversation
 from conversations.selectors import conversation_get_for_user, conversation_list_for_user
 from conversations.services import conversation_create, conversation_delete
@@ -78,7 +78,8 @@ def conversation_remove(request: HttpRequest, conversation_id: int) -> HttpRespo
     conversation = _own_conversation_or_404(request, conversation_id)
     runs.run_stop_threadsafe(conversation_id)
     conversation_delete(conversation=conversation)
-    async_to_sync(get_channel_layer().group_send)(runs.group_name(conversation_id), {"type": "conversation.deleted"})
+    group_send = async_to_sync(get_channel_layer().group_send)
+    group_send(protocol.group_name(conversation_id), protocol.conversation_deleted_message())
     messages.success(request, CONVERSATION_DELETED)
     return redirect("conversation_list")
 

@@ -20,6 +20,7 @@ from django.conf import settings
 
 from agent_runtime import events
 from agent_runtime.events import Event
+from agent_runtime.report import ToolStep
 from conversations import runs
 from conversations.event_log import get_event_log
 from conversations.models import Message
@@ -64,11 +65,7 @@ async def _interrupt(message: Message, stale_before: datetime) -> bool:
     active = runs.active_run_get(message.conversation_id)
     if active is not None and active.run_id == message.run_id:
         return False  # executing here: alive, only slow to beat
-    try:
-        logged = await get_event_log().read(message.run_id)
-    except Exception:
-        logger.exception("reading the events of run %s failed", message.run_id)
-        logged = []
+    logged = await runs.run_events_read(message.run_id)
     content, tool_steps = partial_answer(logged) if logged else (None, None)
     changed = await database_sync_to_async(run_interrupt)(
         message_id=message.pk, stale_before=stale_before, content=content, tool_steps=tool_steps
@@ -76,11 +73,10 @@ async def _interrupt(message: Message, stale_before: datetime) -> bool:
     if not changed or (logged and logged[-1]["type"] == events.DONE):
         return changed
     seq = logged[-1]["seq"] if logged else 0
-    ending = [
-        {"type": events.ERROR, "run_id": message.run_id, "seq": seq + 1, "code": events.ERROR_INTERRUPTED,
-         "message": RUN_INTERRUPTED},
-        {"type": events.DONE, "run_id": message.run_id, "seq": seq + 2, "status": "interrupted"},
-    ]  # fmt: skip
+    ending: list[Event] = [
+        events.error(run_id=message.run_id, seq=seq + 1, code=events.ERROR_INTERRUPTED, message=RUN_INTERRUPTED),
+        events.done(run_id=message.run_id, seq=seq + 2, status="interrupted"),
+    ]
     for event in ending:
         await runs.publish_event(message.conversation_id, message.run_id, event)
     await get_event_log().finish(message.run_id)
@@ -88,7 +84,10 @@ async def _interrupt(message: Message, stale_before: datetime) -> bool:
 
 
 def partial_answer(logged: list[Event]) -> tuple[str, list[dict[str, Any]]]:
-    """The answer text and tool steps a run had streamed, rebuilt from its events."""
+    """The answer text and tool steps a run had streamed, rebuilt from its events.
+
+    The arguments are decoded here because only the events survive a dead process.
+    """
     text = "".join(e["text"] for e in logged if e["type"] == events.TOKEN)
     args: dict[str, str] = {}
     steps = []
@@ -101,7 +100,12 @@ def partial_answer(logged: list[Event]) -> tuple[str, list[dict[str, Any]]]:
                 parsed = json.loads(raw)
             except ValueError:
                 parsed = raw
-            step = {"call_id": event["call_id"], "name": event["name"], "args": parsed}
-            step.update({k: event[k] for k in ("output", "error") if k in event})
-            steps.append(step)
+            step = ToolStep(
+                call_id=event["call_id"],
+                name=event["name"],
+                args=parsed,
+                output=event.get("output"),
+                error=event.get("error"),
+            )
+            steps.append(step.as_dict())
     return text, steps

@@ -8,9 +8,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
-from conversations.consumers import BAD_SEND
 from conversations.management.commands.ask import CLI_USERNAME, NO_SUCH_CONVERSATION, NO_SUCH_USER
 from conversations.models import Conversation, Message
+from conversations.sending import BAD_SEND
 from tests.conversations.conftest import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -70,7 +70,7 @@ def test_refusals_exit_with_an_error(alice, bob):
     assert str(refused.value) == NO_SUCH_CONVERSATION.format(username="alice", conversation_id=bobs.pk)
     with pytest.raises(CommandError) as blank:
         ask("   ", "--user", "alice")
-    assert str(blank.value) == BAD_SEND
+    assert str(blank.value) == f"bad_request: {BAD_SEND}"
     assert not Message.objects.exists()
 
 

@@ -6,8 +6,8 @@ import pytest
 from channels.db import database_sync_to_async
 
 from api.errors import BAD_BODY, NOT_AUTHENTICATED, NOT_FOUND
-from conversations.consumers import BAD_SEND, RATE_LIMITED, RUN_BUSY, TOO_LONG
 from conversations.models import Conversation, Message
+from conversations.sending import BAD_SEND, RATE_LIMITED, RUN_BUSY, TOO_LONG
 from tests.api.conftest import AsgiClient, send_message, sse_reader, stored
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]

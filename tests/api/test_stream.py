@@ -10,7 +10,7 @@ from channels.layers import get_channel_layer
 
 from api.errors import DUPLICATE
 from api.services import api_token_create
-from conversations import runs
+from conversations import protocol
 from conversations.models import Conversation, Message
 from tests.agent_runtime.conftest import assert_well_formed
 from tests.api.conftest import SseEvent, TokenClient, send_message, sse_reader, stored
@@ -78,7 +78,7 @@ async def test_a_client_that_disconnects_does_not_stop_the_run_and_leaves_the_gr
     await reader.until(is_token_with("5,"))
     await reader.disconnect()
 
-    assert not get_channel_layer().groups.get(runs.group_name(conversation.pk))
+    assert not get_channel_layer().groups.get(protocol.group_name(conversation.pk))
     answer = await wait_until_answered(conversation)
     assert answer.status == "completed"
     assert "100" in answer.content

@@ -7,8 +7,9 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async
 
-from conversations.consumers import BAD_JSON, BAD_SEND, RUN_BUSY, TOO_LONG, UNKNOWN_FRAME
+from conversations.consumers import BAD_JSON, UNKNOWN_FRAME
 from conversations.models import Conversation, Message
+from conversations.sending import BAD_SEND, RUN_BUSY, TOO_LONG
 from tests.agent_runtime.conftest import assert_well_formed
 from tests.conversations.conftest import open_tab
 from tests.tabs import is_token_with

@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 
 from agent_runtime.llm import ModelConfig
 from conversations import runs
-from conversations.consumers import BAD_JSON, BAD_SEND, CLOSE_GONE, CLOSE_LOGGED_OUT, UNKNOWN_FRAME
+from conversations.consumers import BAD_JSON, UNKNOWN_FRAME
 from conversations.models import Conversation, Message
+from conversations.protocol import CLOSE_GONE, CLOSE_LOGGED_OUT
+from conversations.sending import BAD_SEND
 from tests.agent_runtime.conftest import assert_well_formed
 from tests.conversations.test_consumer import is_token_with, stored_messages, wait_until_answered
 from tests.fake_openai import ErrorResponse, StreamResponse, content_chunks, tool_calls_chunks

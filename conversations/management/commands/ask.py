@@ -1,7 +1,7 @@
 """`manage.py ask "What is 10 + 10?"`: run the agent through the product's path, streamed to the terminal.
 
-The message is stored and its run started with `runs.run_send` in this process, and the run's
-events are followed like a tab follows them (`api.streams.follow_run`): tool calls as they
+The message is stored and its run started by the one send path (`sending.message_send`) in this
+process, and the run's events are followed like the API follows them (`follow.follow_run`): tool calls as they
 start (`→ add`), their arguments as the model types them, their results (`= 20` or `! error`),
 then the answer as it streams, and a one-line summary. With `REDIS_URL` set, the browser tabs
 open on the conversation watch the same run live.
@@ -16,25 +16,24 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from agent_runtime import events
 from agent_runtime.events import Event
-from api.streams import follow_run
-from conversations import runs
-from conversations.consumers import BAD_SEND, RATE_LIMITED, RUN_BUSY, TOO_LONG
+from conversations.follow import follow_run
 from conversations.models import Conversation
 from conversations.selectors import conversation_get_for_user
-from conversations.services import RateLimited, RunBusy, conversation_create
+from conversations.sending import SendRefused, message_send, send_validate
+from conversations.services import conversation_create
 
 CLI_USERNAME = "cli"
 NO_SUCH_USER = "No user {username!r}."
 NO_SUCH_CONVERSATION = "User {username!r} has no conversation {conversation_id}."
 RUN_FAILED = "The run ended {status}."
 STOPPED = "Stopped: the partial answer is stored as cancelled."
+REFUSED = "{code}: {message}"
 TOOL_STARTED = "→ {name} "
 TOOL_OUTPUT = "= {output}"
 TOOL_ERROR = "! {error}"
@@ -140,7 +139,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         content: str = options["content"]
-        _check_content(content)
+        try:
+            send_validate(content=content, client_id=CLI_USERNAME)  # refuse before creating a conversation
+        except SendRefused as refused:
+            raise _refusal(refused) from None
         user = _user(options["user"])
         conversation = _conversation(user, options["conversation"])
         try:
@@ -154,11 +156,10 @@ class Command(BaseCommand):
     async def _ask(self, conversation: Conversation, content: str) -> str:
         """Start the run and render its events; the `done` status."""
         try:
-            active = await runs.run_send(conversation=conversation, content=content, client_id=uuid.uuid4().hex)
-        except RunBusy:
-            raise CommandError(RUN_BUSY) from None
-        except RateLimited as limited:
-            raise CommandError(RATE_LIMITED.format(seconds=limited.retry_after)) from None
+            outcome = await message_send(conversation=conversation, content=content, client_id=uuid.uuid4().hex)
+        except SendRefused as refused:
+            raise _refusal(refused) from None
+        active = outcome.run
         assert active is not None and active.task is not None  # a fresh client_id is never a resend
         renderer = TerminalRenderer(write=self._write)
         status = "interrupted"
@@ -180,11 +181,9 @@ class Command(BaseCommand):
         self.stdout.flush()
 
 
-def _check_content(content: str) -> None:
-    if not content.strip():
-        raise CommandError(BAD_SEND)
-    if len(content) > settings.MESSAGE_MAX_LENGTH:
-        raise CommandError(TOO_LONG.format(limit=settings.MESSAGE_MAX_LENGTH))
+def _refusal(refused: SendRefused) -> CommandError:
+    """A refused send, with the code and text the socket and the API answer."""
+    return CommandError(REFUSED.format(code=refused.code, message=refused.message))
 
 
 def _user(username: str | None) -> AbstractBaseUser:

@@ -6,7 +6,7 @@ relay live group messages, dropping any `seq` already sent. A gap in `seq` (the 
 drops messages past a channel's capacity) is filled by reading the log again. The group is
 always left, however the follower ends (done, client gone, cancelled).
 
-Used by the HTTP API (server-sent events) and by `manage.py ask`.
+Used by the HTTP API (server-sent events) and by `manage.py ask`; the tabs follow through their socket.
 """
 
 from __future__ import annotations
@@ -24,14 +24,11 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 
 from agent_runtime import events
 from agent_runtime.events import Event
-from api.selectors import conversation_has_run
-from conversations import runs
-from conversations.event_log import get_event_log
+from conversations import protocol, runs
 from conversations.models import Conversation
+from conversations.selectors import conversation_has_run
 
 logger = logging.getLogger(__name__)
-
-CONVERSATION_DELETED_TYPE = "conversation.deleted"
 
 
 @dataclass(frozen=True)
@@ -76,7 +73,7 @@ def follow_run(
     """
 
     async def start() -> _Cursor:
-        return _Cursor(run_id=run_id, backlog=await _read_log(run_id))
+        return _Cursor(run_id=run_id, backlog=await runs.run_events_read(run_id))
 
     return _follow(conversation, start, keepalive_seconds)
 
@@ -94,7 +91,7 @@ def follow_conversation(
 
     async def start() -> _Cursor:
         if last_event_id is not None and await _conversation_has_run(conversation, last_event_id.run_id):
-            logged = await _read_log(last_event_id.run_id)
+            logged = await runs.run_events_read(last_event_id.run_id)
             if _still_to_send(logged, last_event_id.seq):
                 backlog = [e for e in logged if e["seq"] > last_event_id.seq]
                 return _Cursor(run_id=last_event_id.run_id, last_seq=last_event_id.seq, backlog=backlog)
@@ -107,7 +104,7 @@ async def _follow(
     conversation: Conversation, start: Callable[[], Awaitable[_Cursor]], keepalive_seconds: float | None
 ) -> AsyncGenerator[Event | None, None]:
     layer = get_channel_layer()
-    group = runs.group_name(conversation.pk)
+    group = protocol.group_name(conversation.pk)
     channel = await layer.new_channel()
     await layer.group_add(group, channel)  # first: nothing published from now on can be missed
     messages = _Messages(layer, channel)
@@ -145,9 +142,9 @@ async def _batches(
             missed = await _read_after(cursor.run_id, cursor.last_seq) if cursor.run_id else []
             yield missed or None
             continue
-        if message.get("type") == CONVERSATION_DELETED_TYPE:
+        if message.get("type") == protocol.GROUP_CONVERSATION_DELETED:
             return
-        if message.get("type") != runs.GROUP_EVENT_TYPE:
+        if message.get("type") != protocol.GROUP_RUN_EVENT:
             continue
         event = json.loads(message["text"])
         if cursor.run_id is None:
@@ -189,15 +186,7 @@ async def _conversation_has_run(conversation: Conversation, run_id: str) -> bool
 
 
 async def _read_after(run_id: str, seq: int) -> list[Event]:
-    return [e for e in await _read_log(run_id) if e["seq"] > seq]
-
-
-async def _read_log(run_id: str) -> list[Event]:
-    try:
-        return await get_event_log().read(run_id)
-    except Exception:
-        logger.exception("reading the events of run %s failed", run_id)
-        return []
+    return [e for e in await runs.run_events_read(run_id) if e["seq"] > seq]
 
 
 class _Messages:

@@ -1,0 +1,87 @@
+"""The socket's protocol and the channel-layer messages: declared here, once, on the server.
+
+Run events are declared in `agent_runtime/events.py`; this module declares everything else
+that crosses the socket or the channel layer. The browser mirrors both in
+`static/chat/protocol.js`, and `tests/test_protocol_drift.py` fails when they disagree.
+`docs/protocol.md` documents them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+# Frames the browser sends.
+CLIENT_SEND = "send"
+CLIENT_STOP = "stop"
+CLIENT_SYNC = "sync"
+CLIENT_FRAME_TYPES = (CLIENT_SEND, CLIENT_STOP, CLIENT_SYNC)
+
+# Frames the server sends that are not run events.
+SERVER_SNAPSHOT = "snapshot"
+SERVER_ERROR = "error"
+SERVER_FRAME_TYPES = (SERVER_SNAPSHOT, SERVER_ERROR)
+
+# Codes of direct errors: sent to one socket (or answered by the API), never part of a run.
+BAD_REQUEST = "bad_request"
+TOO_LONG = "too_long"
+BUSY = "busy"
+RATE_LIMITED = "rate_limited"
+DIRECT_ERROR_CODES = (BAD_REQUEST, TOO_LONG, BUSY, RATE_LIMITED)
+
+# WebSocket close codes.
+CLOSE_LOGGED_OUT = 4401
+CLOSE_NOT_ALLOWED = 4403
+CLOSE_GONE = 4404
+CLOSE_UNAVAILABLE = 4503
+CLOSE_CODES = {
+    "LOGGED_OUT": CLOSE_LOGGED_OUT,
+    "NOT_ALLOWED": CLOSE_NOT_ALLOWED,
+    "GONE": CLOSE_GONE,
+    "UNAVAILABLE": CLOSE_UNAVAILABLE,
+}
+
+# Channel-layer messages to a conversation's group ("a.b" dispatches to the consumer's `a_b`).
+GROUP_RUN_EVENT = "run.event"
+"""`{"type": "run.event", "text": <the event's JSON>}`: forwarded to the tab as it is."""
+GROUP_RUN_STOP = "run.stop"
+"""`{"type": "run.stop", "run_id": ...}`: cancel the run if it executes on this process."""
+GROUP_CONVERSATION_DELETED = "conversation.deleted"
+"""`{"type": "conversation.deleted"}`: close the tabs (4404)."""
+
+MAX_CLIENT_ID_ECHO = 64
+
+
+def group_name(conversation_id: int) -> str:
+    """The channel-layer group of a conversation's tabs."""
+    return f"conversation-{conversation_id}"
+
+
+def run_event_message(text: str) -> dict[str, Any]:
+    """The group message relaying one run event, already encoded."""
+    return {"type": GROUP_RUN_EVENT, "text": text}
+
+
+def run_stop_message(run_id: str) -> dict[str, Any]:
+    """The group message asking the executing process to stop `run_id`."""
+    return {"type": GROUP_RUN_STOP, "run_id": run_id}
+
+
+def conversation_deleted_message() -> dict[str, Any]:
+    """The group message telling a deleted conversation's tabs to close."""
+    return {"type": GROUP_CONVERSATION_DELETED}
+
+
+def snapshot_frame(*, messages: list[dict[str, Any]], active_run: dict[str, Any] | None) -> dict[str, Any]:
+    """The stored messages and the events so far of the run streaming now."""
+    return {"type": SERVER_SNAPSHOT, "messages": messages, "active_run": active_run}
+
+
+def error_frame(code: str, message: str, *, client_id: Any = None, retry_after: int | None = None) -> str:
+    """A direct error for one socket, as JSON text; names the refused send's `client_id`."""
+    frame: dict[str, Any] = {"type": SERVER_ERROR, "code": code, "message": message}
+    if retry_after is not None:
+        frame["retry_after"] = retry_after
+    if isinstance(client_id, str) and client_id:
+        frame["client_id"] = client_id[:MAX_CLIENT_ID_ECHO]
+    return json.dumps(frame)
