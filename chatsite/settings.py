@@ -150,7 +150,7 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        else "chatsite.storage.ChatStaticFilesStorage"
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG

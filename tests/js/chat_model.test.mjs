@@ -1,15 +1,14 @@
-// Pure-logic tests of static/chat/protocol.js and the ChatModel of static/chat/chat.js.
+// Pure-logic tests of the browser's ES modules: static/chat/protocol.js and the ChatModel
+// and helpers of static/chat/model.js (neither touches the DOM).
 // Run: node --test tests/js/
-"use strict";
 
-const test = require("node:test");
-const assert = require("node:assert/strict");
-const path = require("node:path");
+import test from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 
-const P = require(path.join(__dirname, "../../static/chat/protocol.js"));
-const { ChatModel, formatJson, resultText, usageText, backoffDelay, codePointLength } = require(
-  path.join(__dirname, "../../static/chat/chat.js")
-);
+import * as P from "../../static/chat/protocol.js";
+import { ChatModel, formatJson, resultText, usageText, backoffDelay, codePointLength } from "../../static/chat/model.js";
 
 // The sample run for "What is 10 + 10?", as the server sends it.
 const RUN = [
@@ -250,4 +249,59 @@ test("helpers", () => {
   assert.equal(P.isRunEvent({ type: "error", code: "busy", message: "m" }), false);
   assert.equal(P.isDirectError({ type: "error", code: "busy", message: "m" }), true);
   assert.equal(P.isDirectError({ type: "error", run_id: "r", seq: 3, code: "x", message: "m" }), false);
+});
+
+test("EVENT_FIELDS covers exactly EVENT's types, with sorted, disjoint field lists", () => {
+  assert.deepEqual(Object.keys(P.EVENT_FIELDS).sort(), Object.values(P.EVENT).sort());
+  assert.deepEqual([...P.EVENT_TYPES].sort(), Object.values(P.EVENT).sort());
+  for (const [type, { required, optional, ...rest }] of Object.entries(P.EVENT_FIELDS)) {
+    assert.deepEqual(rest, {}, type);
+    assert.deepEqual([...required], [...required].sort(), `${type}.required is sorted`);
+    assert.deepEqual([...optional], [...optional].sort(), `${type}.optional is sorted`);
+    for (const field of [...required, ...optional]) {
+      assert.equal(P.COMMON_FIELDS.includes(field), false, `${type}.${field} is a common field`);
+      assert.equal(required.includes(field) && optional.includes(field), false, `${type}.${field} twice`);
+    }
+  }
+  assert.deepEqual(P.EVENT_FIELDS.tool_result, { required: ["call_id", "name"], optional: ["error", "output"] });
+  assert.deepEqual(P.EVENT_FIELDS.step_end, { required: [], optional: [] });
+  assert.deepEqual(P.COMMON_FIELDS, ["run_id", "seq", "type"]);
+});
+
+test("the sample run's events carry exactly their declared fields", () => {
+  for (const event of RUN) {
+    const { required, optional } = P.EVENT_FIELDS[event.type];
+    const keys = Object.keys(event).filter((k) => !P.COMMON_FIELDS.includes(k));
+    for (const field of required) assert.ok(keys.includes(field), `${event.type} misses ${field}`);
+    for (const key of keys) assert.ok(required.includes(key) || optional.includes(key), `${event.type} has ${key}`);
+  }
+});
+
+test("protocol declarations are frozen; close codes", () => {
+  for (const name of ["EVENT", "EVENT_FIELDS", "COMMON_FIELDS", "DONE_STATUSES", "RUN_ERROR", "SERVER_FRAME", "CLIENT", "DIRECT_ERROR", "CLOSE", "MESSAGE_STATUS"]) {
+    assert.ok(Object.isFrozen(P[name]), name);
+  }
+  for (const entry of Object.values(P.EVENT_FIELDS)) assert.ok(Object.isFrozen(entry.required) && Object.isFrozen(entry.optional));
+  assert.deepEqual(P.CLOSE, { LOGGED_OUT: 4401, NOT_ALLOWED: 4403, GONE: 4404, UNAVAILABLE: 4503 });
+  assert.deepEqual(P.FORBIDDEN_CLOSE_CODES, [4401, 4403, 4404, 1008]);
+  assert.equal(P.SNAPSHOT, P.SERVER_FRAME.SNAPSHOT);
+  assert.deepEqual(P.SERVER_FRAME, { SNAPSHOT: "snapshot", ERROR: "error" });
+});
+
+test("dump_protocol.mjs prints the declarations as one JSON object", () => {
+  const script = fileURLToPath(new URL("./dump_protocol.mjs", import.meta.url));
+  const dumped = JSON.parse(execFileSync(process.execPath, [script], { encoding: "utf8" }));
+  assert.deepEqual(Object.keys(dumped).sort(), ["CLIENT", "CLOSE", "COMMON_FIELDS", "DIRECT_ERROR", "DONE_STATUSES", "EVENT", "EVENT_FIELDS", "RUN_ERROR", "SERVER_FRAME"]);
+  for (const key of Object.keys(dumped)) assert.deepEqual(dumped[key], JSON.parse(JSON.stringify(P[key])), key);
+});
+
+test("every browser module loads and links in Node (no DOM needed at import)", async () => {
+  const app = await import("../../static/chat/app.js");
+  assert.equal(typeof app.ChatApp, "function");
+  const view = await import("../../static/chat/view.js");
+  assert.equal(typeof view.ChatView, "function");
+  const connection = await import("../../static/chat/connection.js");
+  assert.equal(connection.socketUrl({ conversationId: 7 }, { protocol: "https:", host: "example.org" }), "wss://example.org/ws/conversations/7/");
+  assert.equal(connection.socketUrl({ wsPath: "/ws/x/" }, { protocol: "http:", host: "h:1" }), "ws://h:1/ws/x/");
+  assert.equal(connection.socketUrl({ wsPath: "ws://a/b/" }, { protocol: "https:", host: "h" }), "ws://a/b/");
 });

@@ -1,0 +1,336 @@
+// Agent Chat: the page's start-up and the conversation page's wiring.
+//
+// The one script of every page (templates/base.html loads it as a module):
+// forms with data-confirm ask first, and a page with #chat-config (a
+// conversation) gets a ChatApp: the model (model.js) fed by the socket
+// (connection.js), rendered by the view (view.js), plus the composer, the
+// notices, the connection indicator, the title and the scrolling.
+
+import { SEND_REJECTION_CODES, stopFrame } from "./protocol.js";
+import { ChatModel, codePointLength } from "./model.js";
+import { ChatView, noticeElement } from "./view.js";
+import { Connection, socketUrl } from "./connection.js";
+
+const STICK_TO_BOTTOM_PX = 96;
+const TITLE_LENGTH = 60;
+
+const CONNECTION_LABELS = {
+  connecting: "Connecting…",
+  open: "Connected",
+  reconnecting: "Reconnecting…",
+  closed: "Disconnected",
+};
+
+export class ChatApp {
+  constructor(config, doc) {
+    this.config = config;
+    this.doc = doc;
+    this.maxLength = Number(config.maxLength) || 8000;
+    this.model = new ChatModel();
+    const $ = (sel) => doc.querySelector(sel);
+    this.dom = {
+      scroll: $("[data-chat-scroll]"),
+      list: $('[data-testid="message-list"]'),
+      empty: $("[data-chat-empty]"),
+      loading: $("[data-chat-loading]"),
+      form: $("[data-composer]"),
+      input: $('[data-testid="composer-input"]'),
+      send: $('[data-testid="send-button"]'),
+      stop: $('[data-testid="stop-button"]'),
+      status: $('[data-testid="connection-status"]'),
+      statusLabel: $("[data-connection-label]"),
+      banner: $("[data-reconnect-banner]"),
+      notices: $("[data-notices]"),
+      counter: $("[data-char-counter]"),
+      title: $("[data-chat-title]"),
+      jump: $("[data-jump-latest]"),
+      currentLink: $('[data-testid="conversation-link"][aria-current="page"]'),
+    };
+    const root = $("[data-chat-root]");
+    this.listUrl = (root && root.dataset.listUrl) || "/";
+    this.view = new ChatView(this.dom.list);
+    this.conn = new Connection({
+      url: socketUrl(config),
+      model: this.model,
+      doc,
+      hooks: {
+        onState: (state) => this._setConnection(state),
+        onSnapshot: (first) => this._onSnapshot(first),
+        onChange: () => this._afterModelChange(),
+        onDirectError: (frame) => this._onDirectError(frame),
+        onForbidden: (text, link) => this._onForbidden(text, link),
+      },
+    });
+    this.stopRequested = false;
+    this.renderQueued = false;
+    this.stick = true;
+    this.untitled = this.dom.title ? this.dom.title.dataset.untitled === "true" : false;
+  }
+
+  start() {
+    this._bindComposer();
+    this._bindScroll();
+    for (const button of this.doc.querySelectorAll("[data-example-prompt]")) {
+      button.addEventListener("click", () => {
+        this.submit(button.dataset.examplePrompt || button.textContent);
+        this.dom.input.focus();
+      });
+    }
+    this.conn.start();
+    this._updateComposer();
+  }
+
+  // ---- what the socket reports
+
+  _onSnapshot(first) {
+    this.snapshotPending = true; // a snapshot re-renders without entrance animations
+    if (first) this.stick = true;
+    this._afterModelChange();
+  }
+
+  _onDirectError(frame) {
+    const code = String(frame.code || "error");
+    const rejects = SEND_REJECTION_CODES.includes(code) || typeof frame.client_id === "string";
+    const entry = rejects ? this.model.rejectSend(frame) : null;
+    if (entry) this._restoreDraft(entry.content);
+    this._showNotice(String(frame.message || "The server refused that request."), { code });
+    this._afterModelChange();
+  }
+
+  _onForbidden(text = "You cannot open this conversation.", link = { href: this.listUrl, text: "Back to conversations" }) {
+    this._showNotice(text, { code: "forbidden", sticky: true, link });
+    if (this.dom.loading) this.dom.loading.hidden = true;
+    this.dom.input.placeholder = "This conversation is not available";
+    this._updateComposer();
+  }
+
+  _restoreDraft(text) {
+    const input = this.dom.input;
+    const current = input.value;
+    if (current.includes(text)) return;
+    input.value = current.trim() ? `${text}\n\n${current}` : text;
+    this._autosize();
+  }
+
+  // ---- rendering
+
+  _afterModelChange() {
+    if (this.model.activeRunId === null) this.stopRequested = false;
+    this._scheduleRender();
+  }
+
+  _scheduleRender() {
+    if (this.renderQueued) return;
+    this.renderQueued = true;
+    const run = () => this._render();
+    // rAF batches bursts of tokens; the timeout keeps background tabs (no rAF) current.
+    if (typeof requestAnimationFrame === "function") requestAnimationFrame(run);
+    setTimeout(run, 120);
+  }
+
+  _render() {
+    if (!this.renderQueued) return;
+    this.renderQueued = false;
+    const scroll = this.dom.scroll;
+    const stick = this.stick;
+    this.view.render(this.model, { animate: !this.snapshotPending });
+    this.snapshotPending = false;
+    const loaded = this.model.loaded;
+    if (this.dom.loading) this.dom.loading.hidden = loaded;
+    if (this.dom.empty) this.dom.empty.hidden = !(loaded && this.model.messages.length === 0);
+    this._updateComposer();
+    this._updateTitle();
+    if (this.dom.currentLink) this.dom.currentLink.classList.toggle("is-generating", !!this.model.activeRunId);
+    if (stick) scroll.scrollTop = scroll.scrollHeight;
+    else if (this.dom.jump) this.dom.jump.hidden = false;
+  }
+
+  _updateTitle() {
+    if (!this.untitled || !this.dom.title) return;
+    const first = this.model.messages.find((m) => m.role === "user" && m.text.trim());
+    if (!first) return;
+    let title = first.text.trim().split("\n")[0];
+    if (title.length > TITLE_LENGTH) title = title.slice(0, TITLE_LENGTH - 1).trimEnd() + "…";
+    this.untitled = false;
+    this.dom.title.textContent = title;
+    this.dom.title.dataset.untitled = "false";
+    this.doc.title = `${title} · Agent Chat`;
+    const linkTitle = this.dom.currentLink && this.dom.currentLink.querySelector("[data-conversation-title]");
+    if (linkTitle) linkTitle.textContent = title;
+  }
+
+  _setConnection(state) {
+    if (this.dom.status) {
+      this.dom.status.dataset.state = state;
+      this.dom.status.setAttribute("title", CONNECTION_LABELS[state]);
+    }
+    if (this.dom.statusLabel) this.dom.statusLabel.textContent = CONNECTION_LABELS[state];
+    if (this.dom.banner) this.dom.banner.hidden = state !== "reconnecting";
+    this._updateComposer();
+  }
+
+  // ---- notices
+
+  _showNotice(text, { code = "", sticky = false, link = null } = {}) {
+    const box = this.dom.notices;
+    if (!box) return;
+    for (const old of box.querySelectorAll('[data-testid="notice"]')) {
+      if (old.dataset.sticky !== "true") old.remove();
+    }
+    box.append(noticeElement(text, { code, sticky, link, onDismiss: () => this.dom.input.focus() }));
+  }
+
+  _clearNotices() {
+    if (!this.dom.notices) return;
+    for (const old of this.dom.notices.querySelectorAll('[data-testid="notice"]')) {
+      if (old.dataset.sticky !== "true") old.remove();
+    }
+  }
+
+  // ---- composer
+
+  _bindComposer() {
+    const { form, input, stop } = this.dom;
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.submit(input.value);
+      input.focus();
+    });
+    input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+        e.preventDefault();
+        this.submit(input.value);
+      }
+    });
+    input.addEventListener("input", () => {
+      this._autosize();
+      this._updateComposer();
+    });
+    stop.addEventListener("click", () => this.stop());
+    this._autosize();
+  }
+
+  _autosize() {
+    const input = this.dom.input;
+    input.style.height = "auto";
+    input.style.height = `${Math.min(input.scrollHeight, 240)}px`;
+  }
+
+  /** Send `text` (from the composer or an example prompt). Returns true when queued. */
+  submit(text) {
+    const content = String(text || "").trim();
+    if (!content || this.conn.forbidden) return false;
+    if (this.model.activeRunId) {
+      this._showNotice("The assistant is still answering: wait for it, or press Stop.", { code: "busy" });
+      return false;
+    }
+    if (this.model.hasPendingSend()) {
+      this._showNotice("Your previous message is still being sent.", { code: "busy" });
+      return false;
+    }
+    const length = codePointLength(content);
+    if (length > this.maxLength) {
+      this._showNotice(
+        `Your message is too long: ${length.toLocaleString("en-US")} characters, the limit is ${this.maxLength.toLocaleString("en-US")}.`,
+        { code: "too_long" }
+      );
+      return false;
+    }
+    this._clearNotices();
+    this.model.queueSend(content);
+    if (this.dom.input.value.trim() === content) this.dom.input.value = "";
+    this._autosize();
+    if (this.conn.synced) this.conn.flush();
+    this.stick = true;
+    this._scheduleRender();
+    return true;
+  }
+
+  stop() {
+    if (!this.model.activeRunId || this.stopRequested) return;
+    if (this.conn.send(stopFrame())) {
+      this.stopRequested = true;
+    } else {
+      this._showNotice("Not connected: the run cannot be stopped until the connection is back.");
+    }
+    this._updateComposer();
+  }
+
+  _updateComposer() {
+    const { send, stop, input, counter } = this.dom;
+    if (!send) return;
+    const active = !!this.model.activeRunId;
+    // The Stop button is about to disappear: keep keyboard focus in the composer.
+    if (!active && this.doc.activeElement === stop) input.focus();
+    send.hidden = active;
+    stop.hidden = !active;
+    stop.disabled = this.stopRequested || !this.conn.synced;
+    stop.textContent = this.stopRequested ? "Stopping…" : "Stop";
+    const text = input.value.trim();
+    send.disabled = this.conn.forbidden || !text || this.model.hasPendingSend();
+    input.disabled = this.conn.forbidden;
+    if (counter) {
+      const length = codePointLength(input.value);
+      const near = length > this.maxLength * 0.8;
+      counter.hidden = !near;
+      counter.textContent = near ? `${length.toLocaleString("en-US")} / ${this.maxLength.toLocaleString("en-US")}` : "";
+      counter.classList.toggle("is-over", length > this.maxLength);
+    }
+  }
+
+  // ---- scrolling
+
+  _bindScroll() {
+    const scroll = this.dom.scroll;
+    scroll.addEventListener(
+      "scroll",
+      () => {
+        this.stick = scroll.scrollHeight - scroll.scrollTop - scroll.clientHeight < STICK_TO_BOTTOM_PX;
+        if (this.stick && this.dom.jump) this.dom.jump.hidden = true;
+      },
+      { passive: true }
+    );
+    if (this.dom.jump) {
+      this.dom.jump.addEventListener("click", () => {
+        scroll.scrollTop = scroll.scrollHeight;
+        this.stick = true;
+        this.dom.jump.hidden = true;
+      });
+    }
+  }
+}
+
+// ------------------------------------------------------------------ boot
+
+function enhanceConfirmForms(doc) {
+  doc.addEventListener(
+    "submit",
+    (e) => {
+      const form = e.target;
+      const question = form && form.dataset ? form.dataset.confirm : "";
+      if (question && !window.confirm(question)) {
+        e.preventDefault();
+        e.stopImmediatePropagation();
+      }
+    },
+    true
+  );
+}
+
+function boot() {
+  enhanceConfirmForms(document);
+  const configEl = document.getElementById("chat-config");
+  if (!configEl) return;
+  let config;
+  try {
+    config = JSON.parse(configEl.textContent);
+  } catch (_) {
+    return;
+  }
+  new ChatApp(config, document).start();
+}
+
+if (typeof document !== "undefined") {
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot);
+  else boot();
+}

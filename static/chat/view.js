@@ -1,0 +1,323 @@
+// Agent Chat: DOM rendering of a ChatModel (model.js).
+//
+// ChatView keeps one node per message (by key) and updates only what changed.
+// Text-only rendering: createElement + textContent, never innerHTML, so model
+// output and user text are never parsed as HTML.
+
+import { MESSAGE_STATUS } from "./protocol.js";
+import { prettyJsonText, resultText, usageText } from "./model.js";
+
+const GENERATING = MESSAGE_STATUS.GENERATING;
+
+const STATUS_LABELS = { cancelled: "Stopped", interrupted: "Interrupted", error: "Error" };
+
+const RUN_ERROR_TITLES = {
+  model_rate_limited: "The model is rate limited",
+  model_unavailable: "The model is unavailable",
+  model_error: "The model failed",
+  model_timeout: "The model timed out",
+  timeout: "The run timed out",
+  max_iterations: "Too many steps",
+  interrupted: "Interrupted",
+};
+
+export function el(tag, className, attrs) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (attrs) for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
+  return node;
+}
+
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+function setAttr(node, name, value) {
+  if (value === null || value === undefined || value === false) {
+    if (node.hasAttribute(name)) node.removeAttribute(name);
+  } else if (node.getAttribute(name) !== String(value)) {
+    node.setAttribute(name, String(value));
+  }
+}
+
+/** Streaming text: append to one Text node when the new text extends the old one. */
+function setStreamText(node, text) {
+  let textNode = node.firstChild;
+  if (!textNode || textNode.nodeType !== 3 || node.childNodes.length !== 1) {
+    node.textContent = "";
+    textNode = node.appendChild(document.createTextNode(""));
+  }
+  const current = textNode.data;
+  if (current === text) return;
+  if (text.length > current.length && text.startsWith(current)) textNode.appendData(text.slice(current.length));
+  else textNode.data = text;
+}
+
+export class ChatView {
+  constructor(listEl) {
+    this.list = listEl;
+    this.nodes = new Map(); // key -> {root, rev, ...parts}
+    this.structureRev = -1;
+    this.animate = false; // entrance animation for nodes created by this render
+  }
+
+  render(model, { animate = false } = {}) {
+    this.animate = animate;
+    if (this.structureRev !== model.structureRev) {
+      this._reconcile(model.messages);
+      this.structureRev = model.structureRev;
+    }
+    for (const msg of model.messages) {
+      const node = this.nodes.get(msg.key);
+      const streaming = msg.status === GENERATING && msg.runId !== "" && msg.runId === model.activeRunId;
+      const stamp = `${msg.rev}:${streaming}`;
+      if (node.stamp === stamp) continue;
+      node.stamp = stamp;
+      if (msg.role === "user") this._updateUser(node, msg);
+      else this._updateAssistant(node, msg, streaming);
+    }
+  }
+
+  _reconcile(messages) {
+    const keep = new Set(messages.map((m) => m.key));
+    for (const [key, node] of this.nodes) {
+      if (!keep.has(key)) {
+        node.root.remove();
+        this.nodes.delete(key);
+      }
+    }
+    let cursor = this.list.firstChild;
+    for (const msg of messages) {
+      let node = this.nodes.get(msg.key); // keys carry the role (u:… / a:…)
+      if (!node) {
+        node = msg.role === "user" ? this._createUser() : this._createAssistant();
+        if (this.animate) node.root.classList.add("is-new");
+        this.nodes.set(msg.key, node);
+      }
+      node.root.dataset.key = msg.key;
+      if (node.root !== cursor) this.list.insertBefore(node.root, cursor);
+      else cursor = cursor.nextSibling;
+    }
+  }
+
+  _createUser() {
+    const root = el("article", "msg msg--user", { "data-testid": "message", "data-role": "user" });
+    const bubble = el("div", "msg__bubble", { "data-testid": "user-message" });
+    const meta = el("div", "msg__meta msg__meta--user");
+    root.append(bubble, meta);
+    return { root, bubble, meta, stamp: "" };
+  }
+
+  _updateUser(node, msg) {
+    setAttr(node.root, "data-status", msg.status);
+    setAttr(node.root, "data-pending", msg.pending ? "true" : null);
+    setText(node.bubble, msg.text);
+    setText(node.meta, msg.pending ? "Sending…" : "");
+    node.meta.hidden = !msg.pending;
+  }
+
+  _createAssistant() {
+    const root = el("article", "msg msg--assistant", { "data-testid": "message", "data-role": "assistant" });
+    const avatar = el("div", "msg__avatar", { "aria-hidden": "true" });
+    avatar.textContent = "✦";
+    const body = el("div", "msg__body", { "data-testid": "assistant-message" });
+    const head = el("div", "msg__head");
+    const name = el("span", "msg__name");
+    name.textContent = "Assistant";
+    const badge = el("span", "msg__badge");
+    badge.hidden = true;
+    head.append(name, badge);
+    const tools = el("div", "tools");
+    const working = el("div", "working");
+    const dots = el("span", "working__dots", { "aria-hidden": "true" });
+    dots.append(el("span"), el("span"), el("span"));
+    const workingText = el("span", "working__text");
+    workingText.textContent = "Working…";
+    working.append(dots, workingText);
+    const answer = el("div", "answer", { "data-testid": "answer" });
+    const errorSlot = el("div", "run-error-slot");
+    const meta = el("div", "msg__meta");
+    const usage = el("span", "msg__usage");
+    const copy = el("button", "msg__copy", { type: "button" });
+    copy.textContent = "Copy";
+    meta.append(usage, copy);
+    body.append(head, tools, working, answer, errorSlot, meta);
+    root.append(avatar, body);
+    const node = { root, body, badge, tools, toolNodes: new Map(), working, answer, errorSlot, errorEl: null, meta, usage, copy, stamp: "" };
+    copy.addEventListener("click", () => copyText(node.answer.textContent, copy));
+    return node;
+  }
+
+  _updateAssistant(node, msg, streaming) {
+    setAttr(node.root, "data-status", msg.status);
+    setAttr(node.root, "data-run-id", msg.runId || null);
+    setAttr(node.body, "aria-busy", streaming ? "true" : null);
+
+    const label = STATUS_LABELS[msg.status] || "";
+    setText(node.badge, label);
+    node.badge.hidden = !label;
+    setAttr(node.badge, "data-kind", msg.status);
+
+    this._renderTools(node, msg);
+
+    const toolBusy = msg.tools.some((t) => t.phase === "args" || t.phase === "running");
+    node.working.hidden = !(streaming && msg.text === "" && !toolBusy && !msg.error);
+
+    setStreamText(node.answer, msg.text);
+    node.answer.classList.toggle("is-streaming", streaming && msg.text !== "");
+    node.answer.classList.toggle("is-empty", msg.text === "");
+
+    if (msg.error) {
+      if (!node.errorEl) {
+        node.errorEl = el("div", "run-error", { "data-testid": "run-error", role: "alert" });
+        node.errorTitle = el("strong", "run-error__title");
+        node.errorText = el("span", "run-error__text");
+        node.errorEl.append(node.errorTitle, node.errorText);
+        node.errorSlot.append(node.errorEl);
+      }
+      setText(node.errorTitle, RUN_ERROR_TITLES[msg.error.code] || "Something went wrong");
+      setText(node.errorText, msg.error.message);
+      setAttr(node.errorEl, "data-code", msg.error.code || null);
+    } else if (node.errorEl) {
+      node.errorEl.remove();
+      node.errorEl = null;
+    }
+
+    setText(node.usage, streaming ? "" : usageText(msg));
+    setAttr(node.usage, "title", msg.model ? `Answered by ${msg.model}` : null);
+    node.copy.hidden = streaming || msg.text === "";
+    node.meta.hidden = streaming || (node.usage.textContent === "" && node.copy.hidden);
+  }
+
+  _renderTools(node, msg) {
+    const keep = new Set(msg.tools.map((t) => t.callId));
+    for (const [callId, card] of node.toolNodes) {
+      if (!keep.has(callId)) {
+        card.root.remove();
+        node.toolNodes.delete(callId);
+      }
+    }
+    let cursor = node.tools.firstChild;
+    for (const tool of msg.tools) {
+      let card = node.toolNodes.get(tool.callId);
+      if (!card) {
+        card = this._createTool();
+        if (this.animate) card.root.classList.add("is-new");
+        node.toolNodes.set(tool.callId, card);
+      }
+      if (card.root !== cursor) node.tools.insertBefore(card.root, cursor);
+      else cursor = cursor.nextSibling;
+      this._updateTool(card, tool);
+    }
+    node.tools.hidden = msg.tools.length === 0;
+  }
+
+  _createTool() {
+    const root = el("details", "tool", { "data-testid": "tool-card" });
+    const summary = el("summary", "tool__summary");
+    const icon = el("span", "tool__icon", { "aria-hidden": "true" });
+    const state = el("span", "visually-hidden");
+    const name = el("span", "tool__name");
+    const args = el("code", "tool__args", { "data-testid": "tool-args" });
+    const outcome = el("span", "tool__outcome");
+    summary.append(icon, state, name, args, outcome);
+    const body = el("div", "tool__body");
+    const argsLabel = el("div", "tool__label");
+    argsLabel.textContent = "Arguments";
+    const argsPre = el("pre", "tool__pre");
+    const resultLabel = el("div", "tool__label");
+    const resultPre = el("pre", "tool__pre");
+    body.append(argsLabel, argsPre, resultLabel, resultPre);
+    root.append(summary, body);
+    return { root, icon, state, name, args, outcome, outcomeEl: null, outcomeKind: "", argsPre, resultLabel, resultPre };
+  }
+
+  _updateTool(card, tool) {
+    const kind = tool.error !== null ? "error" : tool.phase;
+    setAttr(card.root, "data-tool-name", tool.name);
+    setAttr(card.root, "data-call-id", tool.callId);
+    setAttr(card.root, "data-state", kind);
+    setText(card.state, { args: "Preparing", running: "Running", done: "Done", error: "Failed", stopped: "Not finished" }[kind] || "");
+    setText(card.name, tool.name);
+    setStreamText(card.args, tool.args);
+    setStreamText(card.argsPre, prettyJsonText(tool.args) || " ");
+
+    // The outcome: tool-result, tool-error, or nothing yet.
+    const outcomeKind = tool.error !== null ? "error" : tool.hasOutput ? "result" : "";
+    if (card.outcomeKind !== outcomeKind) {
+      card.outcome.textContent = "";
+      card.outcomeEl = null;
+      if (outcomeKind) {
+        const arrow = el("span", "tool__arrow", { "aria-hidden": "true" });
+        arrow.textContent = "→";
+        card.outcomeEl = el(
+          "span",
+          outcomeKind === "error" ? "tool__error" : "tool__result",
+          { "data-testid": outcomeKind === "error" ? "tool-error" : "tool-result" }
+        );
+        card.outcome.append(arrow, card.outcomeEl);
+      }
+      card.outcomeKind = outcomeKind;
+    }
+    if (outcomeKind === "error") {
+      setText(card.outcomeEl, tool.error);
+      setText(card.resultLabel, "Error");
+      setText(card.resultPre, tool.error);
+    } else if (outcomeKind === "result") {
+      const text = resultText(tool.output);
+      setText(card.outcomeEl, text);
+      setText(card.resultLabel, "Result");
+      setText(card.resultPre, typeof tool.output === "string" ? text : prettyJsonText(text));
+    }
+    card.resultLabel.hidden = card.resultPre.hidden = !outcomeKind;
+    card.resultPre.classList.toggle("tool__pre--error", outcomeKind === "error");
+  }
+}
+
+function copyText(text, button) {
+  const done = (ok) => {
+    button.textContent = ok ? "Copied" : "Copy failed";
+    setTimeout(() => (button.textContent = "Copy"), 1500);
+  };
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(text).then(() => done(true), () => done(false));
+    return;
+  }
+  const area = el("textarea", "visually-hidden");
+  area.value = text;
+  document.body.append(area);
+  area.select();
+  let ok = false;
+  try {
+    ok = document.execCommand("copy");
+  } catch (_) {
+    ok = false;
+  }
+  area.remove();
+  done(ok);
+}
+
+/** A notice for the page's notice area: text, an optional link, and a Dismiss button unless sticky. */
+export function noticeElement(text, { code = "", sticky = false, link = null, onDismiss = null } = {}) {
+  const notice = el("div", "notice", { "data-testid": "notice", role: "alert" });
+  if (code) notice.dataset.code = code;
+  if (sticky) notice.dataset.sticky = "true";
+  const body = el("span", "notice__text");
+  body.textContent = text;
+  notice.append(el("span", "notice__icon", { "aria-hidden": "true" }), body);
+  if (link) {
+    const a = el("a", "notice__link", { href: link.href });
+    a.textContent = link.text;
+    notice.append(a);
+  }
+  if (!sticky) {
+    const close = el("button", "notice__close", { type: "button", "aria-label": "Dismiss notice" });
+    close.textContent = "Dismiss";
+    close.addEventListener("click", () => {
+      notice.remove();
+      if (onDismiss) onDismiss();
+    });
+    notice.append(close);
+  }
+  return notice;
+}

@@ -1,0 +1,115 @@
+"""The one send path: a refused send answers the same code and text on the socket, the API and the command."""
+
+from __future__ import annotations
+
+import asyncio
+from io import StringIO
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from django.core.management import CommandError, call_command
+
+from api.errors import STATUS_BY_SEND_REFUSAL
+from api.services import api_token_create
+from conversations import protocol, runs
+from conversations.models import Conversation, Message
+from conversations.selectors import CONCURRENT_RETRY_SECONDS
+from conversations.sending import BAD_SEND, RATE_LIMITED, RUN_BUSY, TOO_LONG, SendRefused, message_send
+from tests.api.conftest import TokenClient, send_message
+from tests.conversations.conftest import open_tab
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+
+async def _start_long_run(conversation: Conversation) -> runs.ActiveRun:
+    outcome = await message_send(conversation=conversation, content="count to 500", client_id="long")
+    assert outcome.run is not None
+    return outcome.run
+
+
+async def blank(conversation, settings):
+    return "   ", (protocol.BAD_REQUEST, BAD_SEND)
+
+
+async def too_long(conversation, settings):
+    settings.MESSAGE_MAX_LENGTH = 10
+    return "x" * 11, (protocol.TOO_LONG, TOO_LONG.format(limit=10))
+
+
+async def busy(conversation, settings):
+    await _start_long_run(conversation)
+    return "What is 1 + 1?", (protocol.BUSY, RUN_BUSY)
+
+
+async def rate_limited(conversation, settings):
+    settings.RATE_LIMIT_CONCURRENT_RUNS = 1
+    other = await database_sync_to_async(Conversation.objects.create)(owner=conversation.owner)
+    await _start_long_run(other)
+    return "What is 1 + 1?", (protocol.RATE_LIMITED, RATE_LIMITED.format(seconds=CONCURRENT_RETRY_SECONDS))
+
+
+async def through_the_socket(conversation, content):
+    tab, connected, _ = await open_tab(conversation.pk, conversation.owner)
+    assert connected
+    await tab.receive()  # the snapshot
+    await tab.ask(content, client_id="refused")
+    frame = await tab.receive_until(lambda f: f["type"] == "error" and "seq" not in f)
+    await tab.close()
+    assert frame[-1]["client_id"] == "refused"
+    return frame[-1]["code"], frame[-1]["message"]
+
+
+async def through_the_api(conversation, content):
+    token = await database_sync_to_async(api_token_create)(user=conversation.owner, name="t")
+    response = await send_message(TokenClient(token.secret), conversation.pk, content, client_id="refused")
+    body = response.json()["error"]
+    assert response.status_code == STATUS_BY_SEND_REFUSAL[body["code"]]
+    return body["code"], body["message"]
+
+
+async def through_the_command(conversation, content):
+    def ask() -> str:
+        args = ["--user", conversation.owner.username, "--conversation", str(conversation.pk)]
+        with pytest.raises(CommandError) as refused:
+            call_command("ask", content, *args, stdout=StringIO())
+        return str(refused.value)
+
+    code, _, message = (await sync_to_async(ask, thread_sensitive=False)()).partition(": ")
+    return code, message
+
+
+@pytest.mark.parametrize("refusal", [blank, too_long, busy, rate_limited])
+@pytest.mark.parametrize("adapter", [through_the_socket, through_the_api, through_the_command])
+async def test_a_refused_send_answers_alike_everywhere(conversation, settings, paced, refusal, adapter):
+    paced(50)
+    content, expected = await refusal(conversation, settings)
+    stored_before = await database_sync_to_async(Message.objects.count)()
+
+    assert await adapter(conversation, content) == expected
+    assert await database_sync_to_async(Message.objects.count)() == stored_before
+
+
+async def test_the_service_raises_one_exception_with_code_text_and_wait(conversation, settings, paced):
+    paced(50)
+    settings.RATE_LIMIT_CONCURRENT_RUNS = 1
+    await _start_long_run(conversation)
+    other = await database_sync_to_async(Conversation.objects.create)(owner=conversation.owner)
+
+    with pytest.raises(SendRefused) as refused:
+        await message_send(conversation=other, content="What is 1 + 1?", client_id="x")
+
+    assert (refused.value.code, refused.value.retry_after) == (protocol.RATE_LIMITED, CONCURRENT_RETRY_SECONDS)
+
+
+async def test_a_resend_stores_and_starts_nothing_and_names_the_earlier_answer(conversation, paced):
+    paced(50)
+    first = await message_send(conversation=conversation, content="count to 100", client_id="same")
+    again = await message_send(conversation=conversation, content="count to 100", client_id="same")
+
+    assert first.run is not None and not first.is_resend
+    assert again.is_resend and again.resent_answer is not None
+    assert again.resent_answer.run_id == first.run.run_id
+    first.run.agent_run.cancel()
+    await asyncio.wait_for(first.run.task, 5)
+    assert await database_sync_to_async(Message.objects.filter(conversation=conversation).count)() == 2
