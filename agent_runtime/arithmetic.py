@@ -58,14 +58,27 @@ class Expression:
         return self.text
 
 
+MAX_TOKENS = 200
+"""Numbers, operators and parentheses in one expression: bounds its nesting, so its recursion."""
+
+
+class ExpressionTooComplex(ValueError):
+    """The expression has more than MAX_TOKENS numbers, operators and parentheses."""
+
+
 def parse_expression(question: str) -> Expression | None:
-    """The arithmetic expression in a question, or None when there is none."""
+    """The arithmetic expression in a question, or None when there is none.
+
+    Raises ExpressionTooComplex past MAX_TOKENS (deep nesting would exhaust the recursion).
+    """
     text = question.lower()
     for pattern, symbol in _WORDS:
         text = re.sub(pattern, symbol, text)
     tokens = _TOKEN.findall(text)
     if not any(t in _TOOLS for t in tokens) or sum(t[0].isdigit() for t in tokens) < 2:
         return None
+    if len(tokens) > MAX_TOKENS:
+        raise ExpressionTooComplex(len(tokens))
     parser = _Parser(tokens)
     try:
         root = parser.expression()

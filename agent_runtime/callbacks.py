@@ -3,7 +3,8 @@
 One handler per run, never shared between runs. It only translates: each streamed chunk of
 an LLM step becomes `token`, `tool_start` and `tool_args` events, the step's end a `step_end`.
 The numbering and merging belong to the `EventStream`; the answer text and the calls' ids to
-the run's `RunTranscript`, which the executor owns.
+the run's `RunTranscript`, which the executor owns. Text from the model is cleaned
+(`text.clean_text`) before it is streamed, so what the tabs see is what can be stored.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing_extensions import override
 from agent_runtime import events
 from agent_runtime.answer_stream import AnswerStream
 from agent_runtime.stream import EventStream
+from agent_runtime.text import clean_text
 from agent_runtime.tools import FINAL_ANSWER
 from agent_runtime.transcript import RunTranscript
 
@@ -89,6 +91,7 @@ class QueueCallbackHandler(AsyncCallbackHandler):
             self._stream.emit(events.step_end(run_id=self.run_id))
 
     def _answer(self, text: str) -> None:
+        text = clean_text(text)
         if text:
             self._transcript.add_answer(text)
             self._stream.emit(events.token(run_id=self.run_id, text=text))
@@ -100,9 +103,9 @@ class QueueCallbackHandler(AsyncCallbackHandler):
         if call is None:
             call = self._calls[index] = StreamedCall(index=index)
         if call_chunk.get("id") and call.raw_id is None:
-            call.raw_id = call_chunk["id"]
+            call.raw_id = clean_text(call_chunk["id"])
         if call_chunk.get("name") and not call.name:
-            call.name = call_chunk["name"]
+            call.name = clean_text(call_chunk["name"])
         if call_chunk.get("args"):
             call.pending_args.append(call_chunk["args"])
         if call.name:
@@ -122,7 +125,8 @@ class QueueCallbackHandler(AsyncCallbackHandler):
         if not args:
             return
         if call.name != FINAL_ANSWER:
-            self._stream.emit(events.tool_args(run_id=self.run_id, call_id=call.call_id, delta=args))
+            delta = clean_text(args)
+            self._stream.emit(events.tool_args(run_id=self.run_id, call_id=call.call_id, delta=delta))
         elif call.answer is not None:
             self._answer(call.answer.feed(args))
 

@@ -40,6 +40,11 @@ TOKEN = "token"
 FINAL = "final"
 ERROR = "error"
 DONE = "done"
+APPROVAL_REQUESTED = "approval_requested"
+APPROVAL_RESOLVED = "approval_resolved"
+
+ApprovalDecision = Literal["approved", "denied", "expired"]
+APPROVAL_DECISIONS: tuple[str, ...] = ("approved", "denied", "expired")
 
 DoneStatus = Literal["completed", "cancelled", "error", "interrupted"]
 DONE_STATUSES: tuple[str, ...] = ("completed", "cancelled", "error", "interrupted")
@@ -52,6 +57,7 @@ ERROR_MODEL_TIMEOUT = "model_timeout"
 ERROR_TIMEOUT = "timeout"
 ERROR_MAX_ITERATIONS = "max_iterations"
 ERROR_INTERRUPTED = "interrupted"
+ERROR_NOT_STORED = "not_stored"
 
 
 class Usage(TypedDict):
@@ -133,7 +139,38 @@ class Done(_Base):
     status: DoneStatus
 
 
-Event = RunStarted | ToolStart | ToolArgs | ToolResult | StepEnd | Token | Final | Error | Done
+class ApprovalRequested(_Base):
+    """The run waits for a person to approve or deny this tool call (its card was started already)."""
+
+    approval_id: str
+    call_id: str
+    name: str
+    args: dict[str, Any]
+    """The call's arguments, parsed."""
+
+
+class ApprovalResolved(_Base):
+    """The decision on an approval: the tool runs (`approved`) or not (`denied`, `expired`)."""
+
+    approval_id: str
+    decision: ApprovalDecision
+    by: str | None
+    """Who decided (their username); null when it expired."""
+
+
+Event = (
+    RunStarted
+    | ToolStart
+    | ToolArgs
+    | ToolResult
+    | StepEnd
+    | Token
+    | Final
+    | Error
+    | Done
+    | ApprovalRequested
+    | ApprovalResolved
+)
 """Any run event."""
 
 SCHEMAS: dict[str, type[TypedDict]] = {  # type: ignore[valid-type]
@@ -146,6 +183,8 @@ SCHEMAS: dict[str, type[TypedDict]] = {  # type: ignore[valid-type]
     FINAL: Final,
     ERROR: Error,
     DONE: Done,
+    APPROVAL_REQUESTED: ApprovalRequested,
+    APPROVAL_RESOLVED: ApprovalResolved,
 }
 
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
@@ -165,6 +204,10 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "message": (str,),
     "status": (str,),
     "error": (str,),
+    "approval_id": (str,),
+    "args": (dict,),
+    "decision": (str,),
+    "by": (str, type(None)),
 }
 
 
@@ -188,6 +231,8 @@ def validate_event(event: Event) -> None:
         raise ValueError("seq starts at 1")
     if event["type"] == TOOL_RESULT and ("output" in event) == ("error" in event):
         raise ValueError("tool_result carries exactly one of output or error")
+    if event["type"] == APPROVAL_RESOLVED and event["decision"] not in APPROVAL_DECISIONS:
+        raise ValueError(f"unknown approval decision {event['decision']!r}")
     if event["type"] == DONE and event["status"] not in DONE_STATUSES:
         raise ValueError(f"unknown done status {event['status']!r}")
     if isinstance(event.get("output"), float) and not math.isfinite(event["output"]):
@@ -274,3 +319,32 @@ def error(*, run_id: str, code: str, message: str, seq: int = 0) -> Error:
 def done(*, run_id: str, status: DoneStatus, seq: int = 0) -> Done:
     """The last event of a run."""
     return {"type": DONE, "run_id": run_id, "seq": seq, "status": status}
+
+
+def approval_requested(
+    *, run_id: str, approval_id: str, call_id: str, name: str, args: dict[str, Any], seq: int = 0
+) -> ApprovalRequested:
+    """The run waits for a decision on a tool call."""
+    return {
+        "type": APPROVAL_REQUESTED,
+        "run_id": run_id,
+        "seq": seq,
+        "approval_id": approval_id,
+        "call_id": call_id,
+        "name": name,
+        "args": args,
+    }
+
+
+def approval_resolved(
+    *, run_id: str, approval_id: str, decision: ApprovalDecision, by: str | None, seq: int = 0
+) -> ApprovalResolved:
+    """The decision on an approval."""
+    return {
+        "type": APPROVAL_RESOLVED,
+        "run_id": run_id,
+        "seq": seq,
+        "approval_id": approval_id,
+        "decision": decision,
+        "by": by,
+    }

@@ -9,9 +9,11 @@ model failures become an `error`, the run-wide deadline a `timeout`, and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 from uuid import uuid4
 
@@ -21,21 +23,21 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 
 from agent_runtime import events
+from agent_runtime.approvals import ApprovalGate, ApprovalOutcome, ApprovalRequest, NoApprovals
+from agent_runtime.assistants import ArithmeticAssistant
 from agent_runtime.callbacks import QueueCallbackHandler
 from agent_runtime.errors import describe_model_error, describe_tool_error
 from agent_runtime.events import Event
 from agent_runtime.report import RunReport, ToolStep
 from agent_runtime.stream import EventStream
+from agent_runtime.text import clean_text, clean_value, refuse_constant
 from agent_runtime.tools import FINAL_ANSWER, TOOLS, TOOLS_BY_NAME
 from agent_runtime.transcript import RunTranscript
 
-SYSTEM_PROMPT = (
-    "You're a helpful assistant. When answering a user's question you should first use one of "
-    "the tools provided. After using a tool the tool output will be provided back to you. When "
-    "you have all the information you need, you MUST use the final_answer tool to provide a "
-    "final answer to the user. Use tools to answer the user's CURRENT question, not previous "
-    "questions."
-)
+logger = logging.getLogger(__name__)
+
+SYSTEM_PROMPT = ArithmeticAssistant.system_prompt()
+"""The default: the lesson's arithmetic agent (runs of other assistants pass their own)."""
 DEFAULT_MAX_ITERATIONS = 8
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_HISTORY_LIMIT = 20
@@ -45,6 +47,8 @@ RUN_TIMED_OUT = "The answer took longer than {seconds:g} seconds and was stopped
 EMPTY_RESPONSE = "The model returned an empty response."
 UNKNOWN_TOOL = "unknown tool {name!r}; the tools are: {names}"
 INVALID_JSON = "the arguments are not valid JSON: {error}"
+TOOL_RESULT_MAX_CHARS = 20_000
+RESULT_CUT = "… (cut at {limit:,} characters)"
 
 PROMPT = ChatPromptTemplate.from_messages(
     [
@@ -79,6 +83,8 @@ class AgentRun:
         timeout: float = DEFAULT_TIMEOUT,
         history_limit: int = DEFAULT_HISTORY_LIMIT,
         system_prompt: str = SYSTEM_PROMPT,
+        needs_approval: Callable[[str, dict[str, Any]], bool] | None = None,
+        approvals: ApprovalGate | None = None,
     ) -> None:
         self.run_id = run_id or uuid4().hex
         self.report = RunReport(run_id=self.run_id, model=model_name)
@@ -94,6 +100,11 @@ class AgentRun:
         self._system_prompt = system_prompt
         self._producer: asyncio.Task[None] | None = None
         self._cancel_requested = False
+        self._needs_approval = needs_approval
+        self._approvals: ApprovalGate = approvals or NoApprovals()
+        self._deadline: asyncio.Timeout | None = None
+        self._waiting = 0
+        self._waiting_since = 0.0
 
     @property
     def answer_so_far(self) -> str:
@@ -133,7 +144,7 @@ class AgentRun:
     async def _produce(self) -> None:
         self.stream.emit(events.run_started(run_id=self.run_id, model=self.report.model))
         status: events.DoneStatus = "completed"
-        deadline = asyncio.timeout(self._timeout)
+        deadline = self._deadline = asyncio.timeout(self._timeout)
         try:
             if self._cancel_requested:
                 raise asyncio.CancelledError
@@ -167,12 +178,14 @@ class AgentRun:
         self.stream.emit(events.done(run_id=self.run_id, status=status))
 
     def _fail(self, code: str, message: str) -> events.DoneStatus:
+        message = clean_text(message)
         self.report.error_code = code
         self.report.error_message = message
         self.stream.emit(events.error(run_id=self.run_id, code=code, message=message))
         return "error"
 
     def _answer(self, text: str) -> None:
+        text = clean_text(text)
         if text:
             self.transcript.add_answer(text)
             self.stream.emit(events.token(run_id=self.run_id, text=text))
@@ -242,6 +255,7 @@ class AgentRun:
 
     def _finish_answer(self, answer: str) -> str:
         """Stream whatever of `answer` the partial parse has not shown; return the text shown."""
+        answer = clean_text(answer)
         if answer.startswith(self.answer_so_far):
             self._answer(answer[len(self.answer_so_far) :])
         return self.answer_so_far
@@ -263,16 +277,69 @@ class AgentRun:
         step = ToolStep(call_id=call_id, name=call["name"], args=call["args"])
         self.report.tool_steps.append(step)
         try:
-            step.output = await self._invoke_tool(call)
-            json.dumps(step.output, allow_nan=False)
+            refusal = await self._approve(call, step)
+            if refusal is not None:
+                raise PermissionError(refusal)
+            step.output = _bounded(clean_value(await self._invoke_tool(call)))
         except Exception as error:
-            step.output, step.error = None, describe_tool_error(error)
+            step.output, step.error = None, clean_text(describe_tool_error(error))
         result = events.tool_result(
             run_id=self.run_id, call_id=call_id, name=step.name, output=step.output, error=step.error
         )
         self.stream.emit(result)
         content = f"Error: {step.error}" if step.error is not None else json.dumps(step.output, allow_nan=False)
         return ToolMessage(content=content, tool_call_id=call["id"], name=step.name)
+
+    def _approval_needed(self, call: dict[str, Any]) -> bool:
+        if self._needs_approval is None or call["name"] not in self._tools or isinstance(call["args"], str):
+            return False
+        try:
+            return bool(self._needs_approval(call["name"], call["args"]))
+        except Exception:
+            logger.exception("the approval rule of %s failed; asking for approval", call["name"])
+            return True
+
+    async def _approve(self, call: dict[str, Any], step: ToolStep) -> str | None:
+        """Ask for approval if the call needs it: None to go ahead, else what to tell the model."""
+        if not self._approval_needed(call):
+            return None
+        request = ApprovalRequest(approval_id=uuid4().hex, call_id=step.call_id, name=step.name, args=call["args"])
+        self.stream.emit(
+            events.approval_requested(
+                run_id=self.run_id,
+                approval_id=request.approval_id,
+                call_id=request.call_id,
+                name=request.name,
+                args=request.args,
+            )
+        )
+        outcome = ApprovalOutcome(decision="expired")
+        try:
+            with self._deadline_paused():
+                outcome = await self._approvals.decide(request)
+        finally:  # also when the run is stopped while it waits
+            step.approval = {"approval_id": request.approval_id, "decision": outcome.decision, "by": outcome.by}
+            self.stream.emit(
+                events.approval_resolved(
+                    run_id=self.run_id, approval_id=request.approval_id, decision=outcome.decision, by=outcome.by
+                )
+            )
+        return outcome.refusal
+
+    @contextlib.contextmanager
+    def _deadline_paused(self) -> Iterator[None]:
+        """The run's deadline stands still while it waits for people (however many calls wait at once)."""
+        loop = asyncio.get_running_loop()
+        if self._waiting == 0:
+            self._waiting_since = loop.time()
+        self._waiting += 1
+        try:
+            yield
+        finally:
+            self._waiting -= 1
+            deadline = self._deadline
+            if self._waiting == 0 and deadline is not None and deadline.when() is not None:
+                deadline.reschedule(deadline.when() + (loop.time() - self._waiting_since))
 
     async def _invoke_tool(self, call: dict[str, Any]) -> Any:
         tool = self._tools.get(call["name"])
@@ -284,6 +351,20 @@ class AgentRun:
         return await tool.ainvoke(call["args"])
 
 
+def _bounded(output: Any) -> Any:
+    """A tool's result as the model and the tabs get it: JSON-safe, and at most TOOL_RESULT_MAX_CHARS.
+
+    Raises ValueError for NaN or infinite numbers; anything JSON cannot hold becomes its text.
+    """
+    try:
+        text = output if isinstance(output, str) else json.dumps(output, allow_nan=False)
+    except TypeError:
+        output = text = clean_text(str(output))
+    if len(text) <= TOOL_RESULT_MAX_CHARS:
+        return output
+    return text[:TOOL_RESULT_MAX_CHARS] + RESULT_CUT.format(limit=TOOL_RESULT_MAX_CHARS)
+
+
 def _calls_of(reply: AIMessageChunk) -> list[dict[str, Any]]:
     """The step's tool calls in index order: `args` a dict, or the raw text when it is not JSON."""
     calls = []
@@ -292,11 +373,11 @@ def _calls_of(reply: AIMessageChunk) -> list[dict[str, Any]]:
         raw = chunk.get("args") or "{}"
         call = {
             "index": index if isinstance(index, int) else position,
-            "id": chunk.get("id") or f"call_{uuid4().hex[:12]}",
-            "name": chunk.get("name") or "",
+            "id": clean_text(chunk.get("id") or f"call_{uuid4().hex[:12]}"),
+            "name": clean_text(chunk.get("name") or ""),
         }
         try:
-            args = json.loads(raw)
+            args = clean_value(json.loads(raw, parse_constant=refuse_constant))
         except ValueError as error:
             call["args"], call["args_error"] = raw, str(error)
         else:

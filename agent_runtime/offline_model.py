@@ -25,7 +25,13 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from agent_runtime.arithmetic import Operation, parse_expression, plan_ready_operations
+from agent_runtime.arithmetic import (
+    MAX_TOKENS,
+    ExpressionTooComplex,
+    Operation,
+    parse_expression,
+    plan_ready_operations,
+)
 
 OFFLINE_MODEL_NAME = "offline-demo"
 MAX_COUNT = 5000
@@ -40,6 +46,24 @@ NOT_ARITHMETIC = (
     "any OpenAI-compatible server) and restart the server."
 )
 SIMULATED_FAILURE = "The offline demo model failed on purpose, as asked."
+TOO_COMPLEX = (
+    f"That expression is too long or too deeply nested for the demo model: it works with at most "
+    f"{MAX_TOKENS} numbers, operators and parentheses at a time."
+)
+
+
+SEARCH_TOOL = "search_my_conversations"
+CANNOT_USE_TOOLS = (
+    "I'm the offline demo model: I can work out arithmetic and search your earlier conversations, "
+    "but not use this assistant's tools. To talk to a real model, set OPENAI_API_KEY (and "
+    "OPENAI_BASE_URL for any OpenAI-compatible server) and restart the server."
+)
+FOUND_INTRO = "Here is what I found in your earlier conversations:\n\n"
+_FILLER = re.compile(
+    r"\b(what|did|do|i|ask|asked|about|when|where|have|we|talk|talked|my|me|the|a|an|last|week|month|"
+    r"yesterday|earlier|before|conversations?|find|search|for|show|any|was|it|that|on|in|of)\b|[?!.,]",
+    re.IGNORECASE,
+)
 
 
 class SimulatedModelFailure(RuntimeError):
@@ -69,7 +93,7 @@ class OfflineDemoModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         merged: AIMessageChunk | None = None
-        for chunk in _reply_chunks(messages):
+        for chunk in _reply_chunks(messages, _tool_names(kwargs)):
             merged = chunk if merged is None else merged + chunk
         message = AIMessage(
             content=merged.content,
@@ -87,18 +111,32 @@ class OfflineDemoModel(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         interval = 1.0 / self.tokens_per_second if self.tokens_per_second > 0 else 0.0
         started = time.monotonic()
-        for position, chunk in enumerate(_reply_chunks(messages)):
+        for position, chunk in enumerate(_reply_chunks(messages, _tool_names(kwargs))):
             delay = started + position * interval - time.monotonic()
             await asyncio.sleep(max(0, delay))
             yield ChatGenerationChunk(message=_stamped(chunk))
 
 
-def _reply_chunks(messages: list[BaseMessage]) -> Iterator[AIMessageChunk]:
+def _tool_names(kwargs: dict[str, Any]) -> set[str]:
+    """The names of the tools bound to this call (none bound: the arithmetic demo's)."""
+    tools = kwargs.get("tools")
+    if not tools:
+        return {"add"}
+    return {t.get("function", {}).get("name", "") for t in tools}
+
+
+def _reply_chunks(messages: list[BaseMessage], tool_names: set[str]) -> Iterator[AIMessageChunk]:
     """The reply to the conversation so far, as a stream of chunks ending with usage."""
     question, turn = _current_turn(messages)
     fail = "simulate an error" in question.lower()
     fragments = 0
-    for fragments, chunk in enumerate(_plan_chunks(question, turn), start=1):
+    if SEARCH_TOOL in tool_names:
+        plan = _search_plan(question, turn)
+    elif "add" in tool_names:
+        plan = _plan_chunks(question, turn)
+    else:
+        plan = _answer_chunks(CANNOT_USE_TOOLS, [])
+    for fragments, chunk in enumerate(plan, start=1):
         if fail and fragments > FAIL_AFTER_FRAGMENTS:
             raise SimulatedModelFailure(SIMULATED_FAILURE)
         yield chunk
@@ -136,7 +174,11 @@ def _plan_chunks(question: str, turn: list[BaseMessage]) -> Iterator[AIMessageCh
         limit = min(int(counted.group(1)), MAX_COUNT)
         yield from _answer_chunks(", ".join(str(n) for n in range(1, limit + 1)) + ".", [])
         return
-    expression = parse_expression(question)
+    try:
+        expression = parse_expression(question)
+    except ExpressionTooComplex:
+        yield from _answer_chunks(TOO_COMPLEX, [])
+        return
     if expression is None:
         yield from _answer_chunks(NOT_ARITHMETIC, [])
         return
@@ -147,6 +189,23 @@ def _plan_chunks(question: str, turn: list[BaseMessage]) -> Iterator[AIMessageCh
             yield from _tool_call_chunks(index, operation)
         return
     yield from _answer_chunks(_explain(expression, steps), sorted({s.tool for s in steps}))
+
+
+def _search_plan(question: str, turn: list[BaseMessage]) -> Iterator[AIMessageChunk]:
+    """The history assistant offline: search the user's conversations, then show what was found."""
+    found = [str(m.content) for m in turn if isinstance(m, ToolMessage)]
+    if found:
+        text = found[-1]
+        if text.startswith('"') and text.endswith('"'):
+            text = json.loads(text)
+        yield from _answer_chunks(text if text.startswith("Error") else FOUND_INTRO + text, [SEARCH_TOOL])
+        return
+    about = re.search(r"\babout (.+?)(?:\s+(?:last|this|yesterday|earlier|before)\b.*)?[?.!]*$", question, re.I)
+    query = about.group(1) if about else " ".join(_FILLER.sub(" ", question).split())
+    pieces = ['{"query": ', json.dumps(query.strip() or question.strip()), "}"]
+    yield _call_chunk(0, pieces[0], call_id="call_search", name=SEARCH_TOOL)
+    for piece in pieces[1:]:
+        yield _call_chunk(0, piece)
 
 
 def _tool_call_chunks(index: int, operation: Operation) -> Iterator[AIMessageChunk]:

@@ -16,6 +16,8 @@ class ToolStep:
     args: Any
     output: Any = None
     error: str | None = None
+    approval: dict[str, Any] | None = None
+    """`{approval_id, decision, by}` when the call needed a person's approval."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe form, for storage."""
@@ -24,6 +26,8 @@ class ToolStep:
             step["output"] = self.output
         else:
             step["error"] = self.error
+        if self.approval is not None:
+            step["approval"] = self.approval
         return step
 
 

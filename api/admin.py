@@ -1,4 +1,8 @@
-"""Staff see who has API tokens (never the tokens themselves: only their hash is stored)."""
+"""Staff see who has API tokens (never the tokens themselves: only their hash is stored).
+
+Django's model permissions decide: `api.view_apitoken` to see them, `api.delete_apitoken` to delete
+one (which refuses it from then on, like revoking); nobody adds or edits a token here.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,10 @@ from api.models import ApiToken
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ("name", "user", "prefix", "created", "last_used", "revoked")
-    list_filter = ("created", "revoked")
+    list_display = ("name", "user", "prefix", "created", "expires", "last_used", "revoked")
+    list_filter = ("created", "expires", "revoked")
     search_fields = ("name", "prefix", "user__username")
-    readonly_fields = ("user", "name", "prefix", "created", "last_used", "revoked")
+    readonly_fields = ("user", "name", "prefix", "created", "expires", "last_used", "revoked")
     exclude = ("digest",)
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from channels.db import database_sync_to_async
@@ -12,26 +13,34 @@ from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
 from api.errors import CSRF_FAILED, INVALID_TOKEN, ApiError
+from api.models import ApiToken
 from api.selectors import api_token_authenticate
 from api.services import api_token_mark_used
 
+authenticating_token_id: ContextVar[int | None] = ContextVar("authenticating_token_id", default=None)
+"""The API token that authenticated the request being served; None for the session cookie.
 
-def _token_user(secret: str) -> AbstractBaseUser | None:
+Set by the authentication, in the request's own context, and read by `api.sse` so that an event
+stream opened with a token ends when the token stops working. Every authenticated request sets it.
+"""
+
+
+def _working_token(secret: str) -> ApiToken | None:
     token = api_token_authenticate(secret=secret)
-    if token is None:
-        return None
-    api_token_mark_used(token=token, now=datetime.now(UTC))
-    return token.user
+    if token is not None:
+        api_token_mark_used(token=token, now=datetime.now(UTC))
+    return token
 
 
 class TokenAuth(HttpBearer):
-    """`Authorization: Bearer <token>`: a bad or revoked token is refused at once (401)."""
+    """`Authorization: Bearer <token>`: a bad, revoked or expired token is refused at once (401)."""
 
     async def authenticate(self, request: HttpRequest, token: str) -> AbstractBaseUser:
-        user = await database_sync_to_async(_token_user)(token.strip())
-        if user is None:
+        working = await database_sync_to_async(_working_token)(token.strip())
+        if working is None:
             raise ApiError(401, "unauthorized", INVALID_TOKEN)
-        return user
+        authenticating_token_id.set(working.pk)
+        return working.user
 
 
 class SessionCookieAuth(APIKeyCookie):
@@ -46,6 +55,7 @@ class SessionCookieAuth(APIKeyCookie):
         return key
 
     async def authenticate(self, request: HttpRequest, key: str | None) -> AbstractBaseUser | None:
+        authenticating_token_id.set(None)
         if not key:
             return None
         user = await request.auser()

@@ -19,8 +19,9 @@ from ninja import Header, NinjaAPI, Status
 
 from api.auth import SessionCookieAuth, TokenAuth
 from api.errors import DUPLICATE, NOT_FOUND, ApiError, install_error_handlers, send_refused_error
-from api.schemas import ConversationDetailOut, ConversationOut, ErrorOut, MessageIn
+from api.schemas import AssistantOut, ConversationDetailOut, ConversationIn, ConversationOut, ErrorOut, MessageIn
 from api.sse import MEDIA_TYPE, event_stream_response
+from conversations.assistants import assistant_default_id, assistant_get, assistant_payload, assistant_registry
 from conversations.follow import EventId, follow_conversation, follow_run
 from conversations.models import Conversation, Message
 from conversations.selectors import (
@@ -30,7 +31,7 @@ from conversations.selectors import (
     message_payload,
 )
 from conversations.sending import SendOutcome, SendRefused, message_send
-from conversations.services import conversation_create
+from conversations.services import TOO_MANY_CONVERSATIONS, RateLimited, conversation_create
 from conversations.watchdog import ensure_watchdog
 
 DESCRIPTION = """\
@@ -42,6 +43,8 @@ protocol (`docs/protocol.md`), `event: <type>`, `id: <run_id>:<seq>`, `data: <th
 ending after `done`. Errors are JSON: `{"error": {"code": "...", "message": "..."}}`.
 """
 CONVERSATION_LIST_LIMIT = 100
+UNKNOWN_ASSISTANT = "No assistant {assistant!r} here; GET /api/assistants lists them."
+BAD_CONVERSATION_BODY = 'The body, when given, must be a JSON object: {"assistant": "..."}.'
 SSE_EXAMPLE = (
     "event: run_started\nid: 3f2a…:1\n"
     'data: {"type":"run_started","run_id":"3f2a…","seq":1,"model":"offline-demo","user_message":{...}}\n\n'
@@ -63,7 +66,7 @@ api = NinjaAPI(
     description=DESCRIPTION,
     auth=[TokenAuth(), SessionCookieAuth()],
     openapi_url="/schema",
-    docs_url="/docs",
+    docs_url=None,
     urls_namespace="api",
 )
 install_error_handlers(api)
@@ -84,7 +87,20 @@ async def _owned_conversation(request: HttpRequest, conversation_id: int) -> Con
 
 
 def _conversation_out(conversation: Conversation) -> dict[str, Any]:
-    return {"id": conversation.pk, "title": conversation.title, "created": conversation.created}
+    return {
+        "id": conversation.pk,
+        "title": conversation.title,
+        "assistant": conversation.assistant_id,
+        "created": conversation.created,
+    }
+
+
+@api.get(
+    "/assistants", response={200: list[AssistantOut], 401: ErrorOut}, tags=["assistants"], operation_id="listAssistants"
+)
+async def assistants_list(request: HttpRequest) -> list[dict[str, Any]]:
+    """The assistants a conversation may have, the default (for a conversation created without one) first."""
+    return [assistant_payload(a) for a in assistant_registry().values()]
 
 
 @api.get(
@@ -103,13 +119,34 @@ async def conversations_list(request: HttpRequest) -> list[dict[str, Any]]:
 
 @api.post(
     "/conversations/",
-    response={201: ConversationOut, (401, 403): ErrorOut},
+    response={201: ConversationOut, (400, 401, 403, 429): ErrorOut},
     tags=["conversations"],
     operation_id="createConversation",
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": ConversationIn.model_json_schema()}},
+        }
+    },
 )
 async def conversations_create(request: HttpRequest) -> Status:
-    """Create an empty conversation."""
-    conversation = await database_sync_to_async(conversation_create)(owner=_user(request))
+    """Create an empty conversation answered by `assistant` (default: the first listed); the body
+    (`{"assistant": "..."}`) may be omitted.
+
+    Refused with 400 `bad_request` for an unknown assistant, 429 `rate_limited` past
+    `RATE_LIMIT_CONVERSATIONS_PER_HOUR`.
+    """
+    assistant_id = _chosen_assistant(request) or assistant_default_id()
+    if assistant_get(assistant_id) is None:
+        raise ApiError(400, "bad_request", UNKNOWN_ASSISTANT.format(assistant=assistant_id))
+    per_hour = settings.RATE_LIMIT_CONVERSATIONS_PER_HOUR
+    create = database_sync_to_async(conversation_create)
+    try:
+        conversation = await create(owner=_user(request), assistant_id=assistant_id, per_hour=per_hour)
+    except RateLimited as limited:
+        seconds = str(limited.retry_after)
+        message = TOO_MANY_CONVERSATIONS.format(limit=per_hour, seconds=seconds)
+        raise ApiError(429, "rate_limited", message, headers={"Retry-After": seconds}) from None
     return Status(201, _conversation_out(conversation))
 
 
@@ -190,6 +227,16 @@ def _follow_resent(conversation: Conversation, answer: Message | None) -> Stream
     if answer is not None and answer.status == Message.Status.GENERATING and answer.run_id:
         return event_stream_response(follow_run(conversation, answer.run_id, keepalive_seconds=_keepalive()))
     raise ApiError(409, "duplicate", DUPLICATE.format(conversation_id=conversation.pk))
+
+
+def _chosen_assistant(request: HttpRequest) -> str | None:
+    """The `assistant` of an optional JSON body."""
+    if request.content_type != "application/json" or not request.body.strip():
+        return None
+    try:
+        return ConversationIn.model_validate_json(request.body).assistant
+    except ValueError:
+        raise ApiError(400, "bad_request", BAD_CONVERSATION_BODY) from None
 
 
 def _keepalive() -> float:

@@ -40,6 +40,7 @@ STATUS_BY_SEND_REFUSAL = {
     protocol.TOO_LONG: 413,
     protocol.BUSY: 409,
     protocol.RATE_LIMITED: 429,
+    protocol.ASSISTANT_UNAVAILABLE: 409,
 }
 
 

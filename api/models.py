@@ -6,6 +6,7 @@ import hashlib
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class ApiToken(models.Model):
@@ -18,6 +19,7 @@ class ApiToken(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     last_used = models.DateTimeField(null=True, blank=True)
     revoked = models.DateTimeField(null=True, blank=True)
+    expires = models.DateTimeField(null=True, blank=True, help_text="When the token stops working; empty: never.")
 
     class Meta:
         ordering = ["-created", "-id"]
@@ -28,8 +30,8 @@ class ApiToken(models.Model):
 
     @property
     def is_active(self) -> bool:
-        """Whether the token still authenticates."""
-        return self.revoked is None
+        """Whether the token still authenticates: not revoked, not expired."""
+        return self.revoked is None and (self.expires is None or self.expires > timezone.now())
 
 
 def token_digest(secret: str) -> str:

@@ -22,7 +22,23 @@ class ErrorOut(Schema):
 class ConversationOut(Schema):
     id: int
     title: str
+    assistant: str = Field(description="The id of the assistant that answers (see GET /api/assistants).")
     created: datetime
+
+
+class ConversationIn(Schema):
+    """A new conversation; the body may be omitted."""
+
+    assistant: str | None = Field(
+        default=None, description="An assistant's id from GET /api/assistants (default: the first listed)."
+    )
+
+
+class AssistantOut(Schema):
+    id: str
+    name: str
+    description: str
+    model: str = Field(description="The model that answers for it (`offline-demo` without an API key).")
 
 
 class MessageOut(Schema):
@@ -50,5 +66,8 @@ class MessageIn(Schema):
 
     content: str = Field(description="The message: not blank, at most 8,000 characters.")
     client_id: str = Field(
-        description="Your id for this message (1 to 64 characters); sending it again is a resend, not a new message."
+        description=(
+            "Your id for this message (1 to 64 letters, digits, '-', '_', '.' or ':'); sending it again is a "
+            "resend, not a new message."
+        )
     )

@@ -16,6 +16,8 @@ VISIBLE_LENGTH = len(TOKEN_PREFIX) + 6
 """How much of a token is stored in clear (and shown) to tell tokens apart."""
 LAST_USED_PRECISION = timedelta(minutes=1)
 """`last_used` is written at most this often per token (not on every request)."""
+DEFAULT_TOKEN_LIFETIME = timedelta(days=90)
+"""How long a new token works unless its creator chooses otherwise."""
 
 
 @dataclass(frozen=True)
@@ -26,11 +28,17 @@ class CreatedToken:
     secret: str
 
 
-def api_token_create(*, user: AbstractBaseUser, name: str) -> CreatedToken:
-    """Create a token for `user`; only its hash and a short prefix are stored."""
+def api_token_create(
+    *, user: AbstractBaseUser, name: str, lifetime: timedelta | None = DEFAULT_TOKEN_LIFETIME
+) -> CreatedToken:
+    """Create a token for `user`, working for `lifetime` (None: until revoked); stores only its hash and prefix."""
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
-        user=user, name=name.strip()[:100], prefix=secret[:VISIBLE_LENGTH], digest=token_digest(secret)
+        user=user,
+        name=name.strip()[:100],
+        prefix=secret[:VISIBLE_LENGTH],
+        digest=token_digest(secret),
+        expires=datetime.now(UTC) + lifetime if lifetime is not None else None,
     )
     return CreatedToken(token=token, secret=secret)
 

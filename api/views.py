@@ -23,7 +23,9 @@ def token_list(request: HttpRequest) -> HttpResponse:
     form = ApiTokenCreateForm(request.POST or None)
     created: CreatedToken | None = None
     if request.method == "POST" and form.is_valid():
-        created = api_token_create(user=request.user, name=form.cleaned_data["name"])
+        created = api_token_create(
+            user=request.user, name=form.cleaned_data["name"], lifetime=form.cleaned_data["lifetime"]
+        )
         form = ApiTokenCreateForm()
     context = {
         "form": form,

@@ -6,6 +6,7 @@ See `.env.example` for the list, and README.md for what each one does.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -33,6 +34,14 @@ def _env_number(name: str, default: float) -> float:
         raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from None
 
 
+def _env_rate(name: str, default: str) -> str:
+    """A django-ratelimit rate: `<count>/<period>`, the period `s`, `m`, `h` or `d`, optionally multiplied (`10/5m`)."""
+    value = _env(name, default)
+    if not re.fullmatch(r"[1-9]\d*/\d*[smhd]", value):
+        raise ImproperlyConfigured(f"{name} must be a rate such as '5/m' or '20/h', not {value!r}")
+    return value
+
+
 DEBUG = _env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = _env("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
@@ -53,6 +62,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "django_ratelimit",
     "conversations",
     "api",
 ]
@@ -127,6 +137,26 @@ else:
         }
     }
 
+# The cache holds the login and sign-up throttles' counts, so it must be shared by every process:
+# Redis when there is one; else this one process's memory, which all its requests share.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2},
+        }
+    }
+    # django-ratelimit lists django-redis, not Django's own RedisCache, as supported (W001); Django's
+    # also adds with SET NX and increments with INCRBY, atomically, which is all the throttle needs.
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # Without REDIS_URL the product serves from one process (docs/deploy.md), so local memory is
+    # shared by every request that counts; django-ratelimit cannot know that, and calls LocMemCache
+    # not shared (E003, an error that would stop `manage.py check`) and not supported (W001).
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -160,7 +190,16 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = int(_env_number("DJANGO_HSTS_SECONDS", 0))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = _env_bool("DJANGO_HSTS_PRELOAD", False)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _env_bool("DJANGO_BEHIND_PROXY") else None
+BEHIND_PROXY = _env_bool("DJANGO_BEHIND_PROXY")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
+
+# Login and sign-up throttles (django-ratelimit; only POSTs count): per client IP, and per account
+# (the username tried). Behind the proxy the client's IP is the last `X-Forwarded-For` entry, the
+# one the proxy adds (docs/deploy.md); the peer's address would be the proxy's for everyone.
+LOGIN_RATE_PER_IP = _env_rate("LOGIN_RATE_PER_IP", "20/m")
+LOGIN_RATE_PER_ACCOUNT = _env_rate("LOGIN_RATE_PER_ACCOUNT", "5/m")
+SIGNUP_RATE_PER_IP = _env_rate("SIGNUP_RATE_PER_IP", "5/h")
+RATELIMIT_IP_META_KEY = "conversations.throttling.forwarded_client_ip" if BEHIND_PROXY else None
 
 # The agent.
 AGENT_MODEL = ModelConfig(
@@ -171,15 +210,31 @@ AGENT_MODEL = ModelConfig(
     max_retries=int(_env_number("OPENAI_MAX_RETRIES", 2)),
     offline_tokens_per_second=_env_number("OFFLINE_MODEL_TOKENS_PER_SECOND", 30.0),
 )
+# The assistants offered, by dotted path (comma-separated); the first answers new conversations.
+AGENT_ASSISTANTS = [
+    path.strip()
+    for path in _env(
+        "AGENT_ASSISTANTS",
+        "agent_runtime.assistants.ArithmeticAssistant,conversations.builtin_assistants.HistoryAssistant",
+    ).split(",")
+    if path.strip()
+]
 AGENT_MAX_ITERATIONS = int(_env_number("AGENT_MAX_ITERATIONS", 8))
 AGENT_RUN_TIMEOUT = _env_number("AGENT_RUN_TIMEOUT", 120.0)
 AGENT_HISTORY_MESSAGES = int(_env_number("AGENT_HISTORY_MESSAGES", 20))
 MESSAGE_MAX_LENGTH = 8000
 # The HTTP API (api/): an idle event stream sends a `: keep-alive` comment this often.
 API_SSE_KEEPALIVE_SECONDS = _env_number("API_SSE_KEEPALIVE_SECONDS", 15.0)
+# An event stream opened with an API token ends within this many seconds of the token's revocation or expiry.
+API_TOKEN_RECHECK_SECONDS = _env_number("API_TOKEN_RECHECK_SECONDS", 10.0)
 # Per user, across all conversations and processes: messages per minute, answers streaming at once.
 RATE_LIMIT_MESSAGES_PER_MINUTE = int(_env_number("RATE_LIMIT_MESSAGES_PER_MINUTE", 20))
 RATE_LIMIT_CONCURRENT_RUNS = int(_env_number("RATE_LIMIT_CONCURRENT_RUNS", 3))
+RATE_LIMIT_CONVERSATIONS_PER_HOUR = int(_env_number("RATE_LIMIT_CONVERSATIONS_PER_HOUR", 60))
+SYNC_MIN_INTERVAL_SECONDS = _env_number("SYNC_MIN_INTERVAL_SECONDS", 1)
+SYNC_MAX_PER_MINUTE = int(_env_number("SYNC_MAX_PER_MINUTE", 60))
+SNAPSHOT_MAX_MESSAGES = int(_env_number("SNAPSHOT_MAX_MESSAGES", 500))
+SOCKET_SESSION_RECHECK_SECONDS = _env_number("SOCKET_SESSION_RECHECK_SECONDS", 30)
 
 # Multi-process runs: how often a run records it is alive, when a silent one counts as
 # interrupted, and how often each process looks for such runs.

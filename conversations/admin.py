@@ -1,4 +1,9 @@
-"""Staff review of conversations: read-only transcripts with tool steps, usage and timings."""
+"""Staff review of conversations: read-only transcripts with tool steps, usage and timings.
+
+Who may read them is Django's model permissions (`conversations.view_conversation`, and
+`conversations.view_message` for the transcript), granted per user or group; being staff only
+lets one into the admin. Nobody adds, changes or deletes here.
+"""
 
 from __future__ import annotations
 
@@ -42,9 +47,6 @@ class MessageInline(admin.StackedInline):
 
     def has_change_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
         return False
-
-    def has_view_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
-        return request.user.is_active and request.user.is_staff
 
     @admin.display(description="tool steps")
     def tool_steps_display(self, message: Message) -> str:
@@ -93,6 +95,12 @@ class ConversationAdmin(admin.ModelAdmin):
             )
         )
 
+    def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
+        """Searching inside the messages needs the permission to read them."""
+        if request.user.has_perm("conversations.view_message"):
+            return self.search_fields
+        return ("title",)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -101,12 +109,6 @@ class ConversationAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
         return False
-
-    def has_view_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
-        return request.user.is_active and request.user.is_staff
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_active and request.user.is_staff
 
     @admin.display(description="title", ordering="title")
     def title_or_id(self, conversation: Conversation) -> str:

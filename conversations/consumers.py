@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from conversations import protocol, runs
 from conversations.selectors import conversation_get_for_user, session_is_current
@@ -48,11 +50,18 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.close(code=protocol.CLOSE_UNAVAILABLE)
             return
         self.group = group
+        self.sync_times: deque[float] = deque()
+        self.sync_pending: asyncio.Task[None] | None = None
+        self.last_snapshot = 0.0
         await self.accept()
         await self.send_snapshot()
+        self.session_watch = asyncio.create_task(self.watch_session())
 
     async def disconnect(self, code: int) -> None:
         """Leave the group; a run this tab started goes on."""
+        for task in (getattr(self, "session_watch", None), getattr(self, "sync_pending", None)):
+            if task is not None:
+                task.cancel()
         if getattr(self, "group", None):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
@@ -64,7 +73,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.send_error(protocol.BAD_REQUEST, BAD_JSON)
             return
         kind = frame.get("type") if isinstance(frame, dict) else None
-        if kind in (protocol.CLIENT_SEND, protocol.CLIENT_STOP) and not await self.session_is_current():
+        if kind in protocol.CLIENT_FRAME_TYPES and not await self.session_is_current():
             await self.close(code=protocol.CLOSE_LOGGED_OUT)
             return
         if kind == protocol.CLIENT_SEND:
@@ -72,7 +81,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         elif kind == protocol.CLIENT_STOP:
             await runs.run_stop(self.conversation)
         elif kind == protocol.CLIENT_SYNC:
-            await self.send_snapshot()
+            await self.handle_sync()
         else:
             await self.send_error(protocol.BAD_REQUEST, UNKNOWN_FRAME if isinstance(frame, dict) else BAD_JSON)
 
@@ -83,6 +92,31 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await message_send(conversation=self.conversation, content=frame.get("content"), client_id=client_id)
         except SendRefused as refused:
             await self.send_error(refused.code, refused.message, client_id=client_id, retry_after=refused.retry_after)
+
+    async def handle_sync(self) -> None:
+        """A snapshot, at most one per `SYNC_MIN_INTERVAL_SECONDS` (syncs in between share the next);
+        a socket asking more than `SYNC_MAX_PER_MINUTE` times a minute is closed (4429)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self.sync_times.append(now)
+        while self.sync_times and self.sync_times[0] < now - 60:
+            self.sync_times.popleft()
+        if len(self.sync_times) > settings.SYNC_MAX_PER_MINUTE:
+            await self.close(code=protocol.CLOSE_TOO_MANY_SYNCS)
+            return
+        wait = self.last_snapshot + settings.SYNC_MIN_INTERVAL_SECONDS - now
+        if wait <= 0:
+            await self.send_snapshot()
+        elif self.sync_pending is None or self.sync_pending.done():
+            self.sync_pending = asyncio.create_task(self.send_snapshot(after=wait))
+
+    async def watch_session(self) -> None:
+        """While the socket is open, close it (4401) once its session no longer logs the user in."""
+        while True:
+            await asyncio.sleep(settings.SOCKET_SESSION_RECHECK_SECONDS)
+            if not await self.session_is_current():
+                await self.close(code=protocol.CLOSE_LOGGED_OUT)
+                return
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Relay run events straight away: channels' per-message database clean-up (a hop to the
@@ -100,8 +134,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         """Forward one run event (already JSON) from the group to this tab."""
         await self.send(text_data=message["text"])
 
-    async def send_snapshot(self) -> None:
-        """The stored messages and the events so far of the run streaming now."""
+    async def send_snapshot(self, *, after: float = 0) -> None:
+        """The stored messages and the events so far of the run streaming now (`after` a wait)."""
+        if after:
+            await asyncio.sleep(after)
+        self.last_snapshot = asyncio.get_running_loop().time()
         await self.send(text_data=json.dumps(await runs.conversation_snapshot(self.conversation)))
 
     async def conversation_deleted(self, message: dict[str, Any]) -> None:

@@ -74,8 +74,7 @@ class RedisEventLog:
         key = KEY_PREFIX + run_id
         async with self._client().pipeline(transaction=False) as pipe:
             pipe.xadd(key, {"e": text})
-            if event.get("seq") == 1:
-                pipe.expire(key, LIVE_TTL_SECONDS)
+            pipe.expire(key, LIVE_TTL_SECONDS)  # every write: a log recreated after it expired expires too
             await pipe.execute()
 
     async def read(self, run_id: str) -> list[Event]:

@@ -7,11 +7,24 @@ from django.db import models
 from django.db.models import Q
 
 
+def default_assistant_id() -> str:
+    """The first assistant of `AGENT_ASSISTANTS`: what a new conversation gets unless one is chosen."""
+    from conversations.assistants import assistant_default_id
+
+    return assistant_default_id()
+
+
 class Conversation(models.Model):
     """A user's chat with the agent."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
     title = models.CharField(max_length=200, blank=True)
+    assistant_id = models.CharField(
+        max_length=100,
+        default=default_assistant_id,
+        db_index=True,
+        help_text="The assistant that answers (an id from AGENT_ASSISTANTS).",
+    )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

@@ -27,14 +27,23 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from agent_runtime import events
+from agent_runtime.assistants import Assistant
 from agent_runtime.events import Event
 from agent_runtime.executor import AgentRun
 from agent_runtime.llm import build_chat_model
 from conversations import protocol
+from conversations.assistants import assistant_model_config
 from conversations.event_log import get_event_log
 from conversations.models import Conversation, Message
 from conversations.selectors import history_for_agent, message_list, message_payload
-from conversations.services import StartedTurn, run_finish, run_heartbeat, run_request_stop
+from conversations.services import (
+    RUN_NOT_STORED,
+    StartedTurn,
+    run_finish,
+    run_heartbeat,
+    run_request_stop,
+    run_store_failed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +74,9 @@ def active_run_get(conversation_id: int) -> ActiveRun | None:
 
 async def conversation_snapshot(conversation: Conversation) -> dict[str, Any]:
     """The stored messages, and the events so far of the run streaming now (on any process)."""
-    messages = await database_sync_to_async(message_list)(conversation=conversation)
+    messages = await database_sync_to_async(message_list)(
+        conversation=conversation, limit=settings.SNAPSHOT_MAX_MESSAGES
+    )
     active_run = None
     last = messages[-1] if messages else None
     if last is not None and last.role == Message.Role.ASSISTANT and last.run_id:
@@ -85,14 +96,16 @@ async def run_events_read(run_id: str) -> list[Event]:
         return []
 
 
-async def run_start(*, conversation: Conversation, turn: StartedTurn) -> ActiveRun:
+async def run_start(*, conversation: Conversation, turn: StartedTurn, assistant: type[Assistant]) -> ActiveRun:
     """Start the run answering a stored turn (see `sending.message_send`) and relay its events."""
     assert turn.assistant_message is not None
     user_message = turn.user_message
     history = await database_sync_to_async(history_for_agent)(
         conversation=conversation, before_id=user_message.pk, limit=settings.AGENT_HISTORY_MESSAGES
     )
-    model_config = settings.AGENT_MODEL
+    owner = await database_sync_to_async(lambda: conversation.owner)()
+    helper = assistant(user=owner, conversation_id=conversation.pk, run_sync=database_sync_to_async)
+    model_config = assistant_model_config(assistant)
     run_id = turn.assistant_message.run_id
     agent_run = AgentRun(
         llm=build_chat_model(model_config),
@@ -100,6 +113,8 @@ async def run_start(*, conversation: Conversation, turn: StartedTurn) -> ActiveR
         user_input=user_message.content,
         history=history,
         run_id=run_id,
+        tools=await helper.tools(),
+        system_prompt=assistant.system_prompt(),
         max_iterations=settings.AGENT_MAX_ITERATIONS,
         timeout=settings.AGENT_RUN_TIMEOUT,
     )
@@ -168,9 +183,9 @@ async def relay_run_events(active: ActiveRun) -> None:
             if event["type"] == events.DONE:
                 for helper in helpers:
                     helper.cancel()
-                await _persist(active)
-                if held_final is not None:
-                    await publish_event(active.conversation_id, active.run_id, held_final)
+                for ending in await _persist(active, held_final, event):
+                    await publish_event(active.conversation_id, active.run_id, ending)
+                continue  # `done` was the run's last event
             started = loop.time()
             await publish_event(active.conversation_id, active.run_id, event)
             if event["type"] in (events.TOKEN, events.TOOL_ARGS):
@@ -202,14 +217,27 @@ async def publish_event(conversation_id: int, run_id: str, event: Event) -> None
         logger.exception("relaying an event of run %s failed", run_id)
 
 
-async def _persist(active: ActiveRun) -> None:
+async def _persist(active: ActiveRun, final: Event | None, done: Event) -> list[Event]:
+    """Store the run's outcome; the events that end its stream: `final` (if any) and `done` once
+    it is stored, or, if it cannot be, `error` and `done` `error` after storing what can be kept."""
+    report = active.agent_run.report
     for attempt in range(1, PERSIST_ATTEMPTS + 1):
         try:
-            await database_sync_to_async(run_finish)(message_id=active.message_id, report=active.agent_run.report)
-            return
+            await database_sync_to_async(run_finish)(message_id=active.message_id, report=report, worker=WORKER_ID)
+            return [e for e in (final, done) if e is not None]
         except Exception:
             logger.exception("storing run %s failed (attempt %d)", active.run_id, attempt)
             await asyncio.sleep(0.2 * attempt)
+    try:
+        await database_sync_to_async(run_store_failed)(message_id=active.message_id, content=report.content)
+    except Exception:
+        # Not even that: the watchdog marks it `interrupted` once its heartbeat is stale.
+        logger.exception("storing the failure of run %s failed too", active.run_id)
+    seq = final["seq"] if final is not None else done["seq"]
+    return [
+        events.error(run_id=active.run_id, seq=seq, code=events.ERROR_NOT_STORED, message=RUN_NOT_STORED),
+        events.done(run_id=active.run_id, seq=seq + 1, status="error"),
+    ]
 
 
 async def _beat(active: ActiveRun) -> None:
@@ -222,6 +250,7 @@ async def _beat(active: ActiveRun) -> None:
                 message_id=active.message_id,
                 content=active.agent_run.answer_so_far,
                 tool_steps=[step.as_dict() for step in report.tool_steps],
+                worker=WORKER_ID,
             )
         except Exception:
             logger.exception("heartbeat of run %s failed", active.run_id)

@@ -8,9 +8,10 @@ from math import ceil
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import SESSION_KEY
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.utils.crypto import constant_time_compare
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from conversations.models import Conversation, Message
@@ -58,9 +59,11 @@ def answer_for_client_id(*, conversation: Conversation, client_id: str) -> tuple
     return sent, answer
 
 
-def message_list(*, conversation: Conversation) -> list[Message]:
-    """All messages of a conversation, oldest first."""
-    return list(conversation.messages.all())
+def message_list(*, conversation: Conversation, limit: int | None = None) -> list[Message]:
+    """The messages of a conversation, oldest first: all, or the last `limit`."""
+    if limit is None:
+        return list(conversation.messages.all())
+    return list(reversed(conversation.messages.order_by("-created", "-id")[:limit]))
 
 
 def message_payload(message: Message) -> dict[str, Any]:
@@ -101,12 +104,31 @@ def user_retry_after(*, user_id: int, messages_per_minute: int, concurrent_runs:
     return None
 
 
+def conversation_retry_after(*, user_id: int, per_hour: int, now: datetime) -> int | None:
+    """Seconds until the user may create another conversation, or None when they may now."""
+    window_start = now - timedelta(hours=1)
+    recent = list(
+        Conversation.objects.filter(owner_id=user_id, created__gte=window_start)
+        .order_by("-created")
+        .values_list("created", flat=True)[:per_hour]
+    )
+    if len(recent) >= per_hour:
+        return max(1, ceil((recent[-1] - window_start).total_seconds()))
+    return None
+
+
 def session_is_current(*, session_key: str | None, user: AbstractBaseUser) -> bool:
-    """Whether the session a socket was opened with still logs `user` in (not logged out since)."""
+    """Whether the session a socket was opened with still logs `user` in: not logged out since,
+    the account still active, and its password unchanged (Django's session auth hash)."""
     if not session_key or not user.is_authenticated:
         return False
     data = import_module(settings.SESSION_ENGINE).SessionStore(session_key).load()
-    return str(data.get(SESSION_KEY)) == str(user.pk)
+    if str(data.get(SESSION_KEY)) != str(user.pk):
+        return False
+    current = get_user_model().objects.filter(pk=user.pk, is_active=True).first()
+    if current is None:
+        return False
+    return constant_time_compare(data.get(HASH_SESSION_KEY, ""), current.get_session_auth_hash())
 
 
 def history_for_agent(*, conversation: Conversation, before_id: int, limit: int) -> list[BaseMessage]:

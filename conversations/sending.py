@@ -7,24 +7,34 @@ code and a text that every client shows alike.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from agent_runtime.text import unstorable_character
 from conversations import protocol, runs
+from conversations.assistants import assistant_get, assistant_model_config
 from conversations.models import Conversation, Message
-from conversations.selectors import answer_for_client_id, user_retry_after
-from conversations.services import RunBusy, turn_start
+from conversations.selectors import answer_for_client_id
+from conversations.services import RateLimited, RunBusy, SendLimits, turn_start
 
-MAX_CLIENT_ID_LENGTH = 64
-BAD_SEND = "A send frame needs a non-empty 'content' string and a 'client_id' string of at most 64 characters."
+CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+BAD_SEND = (
+    "A send frame needs a non-empty 'content' string and a 'client_id' of 1 to 64 letters, digits, "
+    "'-', '_', '.' or ':'."
+)
+UNSTORABLE_TEXT = "The '{field}' holds {what}, which cannot be stored; remove it and send again."
 TOO_LONG = "The message is longer than {limit} characters."
 RUN_BUSY = "An answer is still being written; wait for it or stop it first."
 RATE_LIMITED = "You are sending too fast or have too many answers streaming; try again in {seconds} s."
+ASSISTANT_UNAVAILABLE = (
+    "This conversation's assistant ({assistant_id!r}) is no longer offered here; its messages stay readable. "
+    "Start a new conversation to go on."
+)
 
 
 class SendRefused(Exception):
@@ -51,14 +61,19 @@ class SendOutcome:
         return self.run is None
 
 
+def text_check(*, field: str, value: str) -> None:
+    """The one gate for text going in: SendRefused `bad_request`, naming `field`, if it cannot be stored."""
+    what = unstorable_character(value)
+    if what is not None:
+        raise SendRefused(protocol.BAD_REQUEST, UNSTORABLE_TEXT.format(field=field, what=what))
+
+
 def send_validate(*, content: Any, client_id: Any) -> tuple[str, str]:
     """The send's content and client_id, or SendRefused `bad_request` / `too_long`."""
-    if (
-        not isinstance(content, str)
-        or not content.strip()
-        or not isinstance(client_id, str)
-        or not 0 < len(client_id) <= MAX_CLIENT_ID_LENGTH
-    ):
+    if not isinstance(content, str) or not content.strip() or not isinstance(client_id, str):
+        raise SendRefused(protocol.BAD_REQUEST, BAD_SEND)
+    text_check(field="content", value=content)
+    if not CLIENT_ID_PATTERN.fullmatch(client_id):
         raise SendRefused(protocol.BAD_REQUEST, BAD_SEND)
     if len(content) > settings.MESSAGE_MAX_LENGTH:
         raise SendRefused(protocol.TOO_LONG, TOO_LONG.format(limit=settings.MESSAGE_MAX_LENGTH))
@@ -69,17 +84,25 @@ async def message_send(*, conversation: Conversation, content: Any, client_id: A
     """Store the user's message and start the run answering it.
 
     A `client_id` already stored in the conversation is a resend: nothing is stored or started.
-    Raises SendRefused: `bad_request`, `too_long`, `busy` (an answer is being written, on any
-    process) or `rate_limited` (the owner is over a limit; `retry_after` says how long to wait).
+    Raises SendRefused: `bad_request`, `too_long`, `assistant_unavailable` (the deployment no longer
+    lists the conversation's assistant), `busy` (an answer is being written, on any process) or
+    `rate_limited` (the owner is over a limit; `retry_after` says how long to wait).
     """
     content, client_id = send_validate(content=content, client_id=client_id)
     resent = await _resent(conversation, client_id)
     if resent is not None:
         return resent
+    assistant = assistant_get(conversation.assistant_id)
+    if assistant is None:
+        message = ASSISTANT_UNAVAILABLE.format(assistant_id=conversation.assistant_id)
+        raise SendRefused(protocol.ASSISTANT_UNAVAILABLE, message)
     if runs.active_run_get(conversation.pk) is not None:
         raise SendRefused(protocol.BUSY, RUN_BUSY)
-    await _check_rate_limits(conversation)
-    model = settings.AGENT_MODEL.display_name
+    limits = SendLimits(
+        messages_per_minute=settings.RATE_LIMIT_MESSAGES_PER_MINUTE,
+        concurrent_runs=settings.RATE_LIMIT_CONCURRENT_RUNS,
+    )
+    model = assistant_model_config(assistant).display_name
     try:
         turn = await database_sync_to_async(turn_start)(
             conversation=conversation,
@@ -88,12 +111,16 @@ async def message_send(*, conversation: Conversation, content: Any, client_id: A
             run_id=uuid4().hex,
             model=model,
             worker=runs.WORKER_ID,
+            limits=limits,
         )
     except RunBusy:
         raise SendRefused(protocol.BUSY, RUN_BUSY) from None
+    except RateLimited as limited:
+        seconds = limited.retry_after
+        raise SendRefused(protocol.RATE_LIMITED, RATE_LIMITED.format(seconds=seconds), seconds) from None
     if turn.is_duplicate:  # sent at the same moment from another tab
         return await _resent(conversation, client_id) or SendOutcome(run=None)
-    return SendOutcome(run=await runs.run_start(conversation=conversation, turn=turn))
+    return SendOutcome(run=await runs.run_start(conversation=conversation, turn=turn, assistant=assistant))
 
 
 async def _resent(conversation: Conversation, client_id: str) -> SendOutcome | None:
@@ -102,14 +129,3 @@ async def _resent(conversation: Conversation, client_id: str) -> SendOutcome | N
         return None
     _user_message, answer = stored
     return SendOutcome(run=None, resent_answer=answer)
-
-
-async def _check_rate_limits(conversation: Conversation) -> None:
-    retry_after = await database_sync_to_async(user_retry_after)(
-        user_id=conversation.owner_id,
-        messages_per_minute=settings.RATE_LIMIT_MESSAGES_PER_MINUTE,
-        concurrent_runs=settings.RATE_LIMIT_CONCURRENT_RUNS,
-        now=datetime.now(UTC),
-    )
-    if retry_after is not None:
-        raise SendRefused(protocol.RATE_LIMITED, RATE_LIMITED.format(seconds=retry_after), retry_after)

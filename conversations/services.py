@@ -5,18 +5,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import F, Q
 
 from agent_runtime.report import RunReport
 from conversations.models import Conversation, Message
+from conversations.selectors import conversation_retry_after, user_retry_after
 
 TITLE_LENGTH = 60
+TOO_MANY_CONVERSATIONS = "You started {limit} conversations in the last hour; try again in {seconds} s."
 RUN_INTERRUPTED = "The server writing this answer stopped before it finished."
+RUN_NOT_STORED = "The answer could not be stored; what could be kept is shown. Send again to retry."
 
 
 class RunBusy(Exception):
     """The conversation already has an answer being written."""
+
+
+class RateLimited(Exception):
+    """The user is over a limit; may try again after `retry_after` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(retry_after)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class SendLimits:
+    """Per user, across conversations and processes."""
+
+    messages_per_minute: int
+    concurrent_runs: int
 
 
 @dataclass(frozen=True)
@@ -32,9 +53,22 @@ class StartedTurn:
         return self.assistant_message is None
 
 
-def conversation_create(*, owner: AbstractBaseUser, title: str = "") -> Conversation:
-    """Create an empty conversation for `owner`."""
-    return Conversation.objects.create(owner=owner, title=title[:200])
+def conversation_create(
+    *, owner: AbstractBaseUser, assistant_id: str | None = None, title: str = "", per_hour: int | None = None
+) -> Conversation:
+    """Create an empty conversation for `owner` answered by `assistant_id` (default: the first of
+    `AGENT_ASSISTANTS`); RateLimited when `per_hour` were created in the last hour."""
+    with transaction.atomic():
+        if per_hour is not None:
+            _lock_user(owner.pk)
+            retry_after = conversation_retry_after(user_id=owner.pk, per_hour=per_hour, now=datetime.now(UTC))
+            if retry_after is not None:
+                raise RateLimited(retry_after)
+        conversation = Conversation(owner=owner, title=title[:200])
+        if assistant_id is not None:
+            conversation.assistant_id = assistant_id
+        conversation.save()
+        return conversation
 
 
 def conversation_delete(*, conversation: Conversation) -> None:
@@ -43,12 +77,21 @@ def conversation_delete(*, conversation: Conversation) -> None:
 
 
 def turn_start(
-    *, conversation: Conversation, content: str, client_id: str, run_id: str, model: str, worker: str
+    *,
+    conversation: Conversation,
+    content: str,
+    client_id: str,
+    run_id: str,
+    model: str,
+    worker: str,
+    limits: SendLimits | None = None,
 ) -> StartedTurn:
     """Store the user's message and a `generating` assistant message in one transaction.
 
     A message whose `client_id` is already stored is a resend: nothing is written.
-    Raises RunBusy when another answer is being written (nothing is written then either).
+    Raises RunBusy when another answer is being written, and RateLimited when the owner is over
+    `limits` (nothing is written then either). The limits are checked under a lock on the owner,
+    in the transaction that inserts: sends at the same moment, on any process, count one by one.
     """
     existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
     if existing is not None:
@@ -56,6 +99,8 @@ def turn_start(
     now = datetime.now(UTC)
     try:
         with transaction.atomic():
+            if limits is not None:
+                _check_limits(conversation.owner_id, limits, now)
             user_message = Message.objects.create(
                 conversation=conversation,
                 role=Message.Role.USER,
@@ -83,26 +128,51 @@ def turn_start(
     return StartedTurn(user_message=user_message, assistant_message=assistant_message)
 
 
-def run_finish(*, message_id: int, report: RunReport) -> bool:
-    """Store a run's outcome on its assistant message, unless it was finished already."""
+def run_finish(*, message_id: int, report: RunReport, worker: str) -> bool:
+    """Store a run's outcome on its assistant message, unless it was finished already.
+
+    A message that another process marked `interrupted` while this one (its `worker`) was late to
+    beat still takes the real outcome: the answer is not lost to a slow heartbeat.
+    """
+    mine = Q(status=Message.Status.GENERATING) | Q(status=Message.Status.INTERRUPTED, worker=worker)
     with transaction.atomic():
-        updated = Message.objects.filter(pk=message_id, status=Message.Status.GENERATING).update(
-            status=report.status,
-            content=report.content,
-            tool_steps=[step.as_dict() for step in report.tool_steps],
-            usage=dict(report.usage),
-            error=report.error_message or "",
-            finished=datetime.fromtimestamp(report.finished or report.started, UTC),
+        updated = (
+            Message.objects.filter(pk=message_id)
+            .filter(mine)
+            .update(
+                status=report.status,
+                content=report.content,
+                tool_steps=[step.as_dict() for step in report.tool_steps],
+                usage=dict(report.usage),
+                error=report.error_message or "",
+                finished=datetime.fromtimestamp(report.finished or report.started, UTC),
+            )
         )
     return bool(updated)
 
 
-def run_heartbeat(*, message_id: int, content: str, tool_steps: list[dict]) -> bool:
-    """Record that the run is alive, with its answer so far; return whether a stop was requested."""
+def run_store_failed(*, message_id: int, content: str) -> None:
+    """The outcome could not be stored: end the message as `error`, keeping its text if that can be
+    stored, so that the conversation is free for the next send."""
+    failed = Message.objects.filter(pk=message_id, status=Message.Status.GENERATING)
+    changes = {"status": Message.Status.ERROR, "error": RUN_NOT_STORED, "finished": datetime.now(UTC)}
+    try:
+        with transaction.atomic():
+            failed.update(content=content, **changes)
+    except DatabaseError:
+        failed.update(content="", tool_steps=[], **changes)
+
+
+def run_heartbeat(*, message_id: int, content: str, tool_steps: list[dict], worker: str) -> bool:
+    """Record that the run is alive, with its answer so far; return whether it should stop.
+
+    It stops when a stop was requested, or when its message is gone or finished. A message marked
+    `interrupted` by another process while this one was late to beat goes on (see `run_finish`).
+    """
     generating = Message.objects.filter(pk=message_id, status=Message.Status.GENERATING)
-    if not generating.update(heartbeat=datetime.now(UTC), content=content, tool_steps=tool_steps):
-        return True  # deleted with its conversation, or finished elsewhere: nobody wants more of it
-    return generating.filter(stop_requested=True).exists()
+    if generating.update(heartbeat=datetime.now(UTC), content=content, tool_steps=tool_steps):
+        return generating.filter(stop_requested=True).exists()
+    return not Message.objects.filter(pk=message_id, status=Message.Status.INTERRUPTED, worker=worker).exists()
 
 
 def run_request_stop(*, conversation: Conversation) -> str | None:
@@ -130,3 +200,24 @@ def run_interrupt(*, message_id: int, stale_before: datetime, content: str | Non
 def _title_from(content: str) -> str:
     line = " ".join(content.split())
     return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+def _check_limits(user_id: int, limits: SendLimits, now: datetime) -> None:
+    _lock_user(user_id)
+    retry_after = user_retry_after(
+        user_id=user_id,
+        messages_per_minute=limits.messages_per_minute,
+        concurrent_runs=limits.concurrent_runs,
+        now=now,
+    )
+    if retry_after is not None:
+        raise RateLimited(retry_after)
+
+
+def _lock_user(user_id: int) -> None:
+    """Serialise the user's limited writes until the surrounding transaction ends (on any process)."""
+    users = get_user_model().objects.filter(pk=user_id)
+    if connection.features.has_select_for_update:
+        list(users.select_for_update().values_list("pk", flat=True))
+    else:  # SQLite: a write takes the database's write lock now, not at the first insert
+        users.update(is_active=F("is_active"))

@@ -14,14 +14,23 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from conversations import protocol, runs
+from conversations.assistants import (
+    assistant_default_id,
+    assistant_get,
+    assistant_model_config,
+    assistant_payload,
+    assistant_registry,
+)
 from conversations.models import Conversation
 from conversations.selectors import conversation_get_for_user, conversation_list_for_user
-from conversations.services import conversation_create, conversation_delete
+from conversations.services import TOO_MANY_CONVERSATIONS, RateLimited, conversation_create, conversation_delete
+from conversations.throttling import signup_throttle
 
 CONVERSATION_DELETED = "Conversation deleted."
 NO_SUCH_CONVERSATION = "No such conversation."
 
 
+@signup_throttle
 def signup(request: HttpRequest) -> HttpResponse:
     """Create an account and log in."""
     if request.user.is_authenticated:
@@ -38,14 +47,22 @@ def signup(request: HttpRequest) -> HttpResponse:
 def conversation_list(request: HttpRequest) -> HttpResponse:
     """The user's conversations, newest first."""
     conversations = conversation_list_for_user(user=request.user)
-    return render(request, "conversations/conversation_list.html", {"conversations": conversations})
+    context = {"conversations": conversations, "assistants": _assistant_choices()}
+    return render(request, "conversations/conversation_list.html", context)
 
 
 @login_required
 @require_POST
 def conversation_new(request: HttpRequest) -> HttpResponse:
     """Start an empty conversation and open it."""
-    conversation = conversation_create(owner=request.user)
+    per_hour = settings.RATE_LIMIT_CONVERSATIONS_PER_HOUR
+    chosen = request.POST.get("assistant", "")
+    assistant_id = chosen if assistant_get(chosen) is not None else assistant_default_id()
+    try:
+        conversation = conversation_create(owner=request.user, assistant_id=assistant_id, per_hour=per_hour)
+    except RateLimited as limited:
+        messages.error(request, TOO_MANY_CONVERSATIONS.format(limit=per_hour, seconds=limited.retry_after))
+        return redirect("conversation_list")
     return redirect("conversation_detail", conversation_id=conversation.pk)
 
 
@@ -53,7 +70,8 @@ def conversation_new(request: HttpRequest) -> HttpResponse:
 def conversation_detail(request: HttpRequest, conversation_id: int) -> HttpResponse:
     """The chat page; its messages and live stream come over the WebSocket."""
     conversation = _own_conversation_or_404(request, conversation_id)
-    model = settings.AGENT_MODEL
+    assistant = assistant_get(conversation.assistant_id)
+    model = assistant_model_config(assistant) if assistant is not None else settings.AGENT_MODEL
     chat_config = {
         "conversationId": conversation.pk,
         "wsPath": f"/ws/conversations/{conversation.pk}/",
@@ -64,6 +82,8 @@ def conversation_detail(request: HttpRequest, conversation_id: int) -> HttpRespo
     context = {
         "conversation": conversation,
         "conversations": conversation_list_for_user(user=request.user),
+        "assistant": assistant,
+        "assistants": _assistant_choices(),
         "model_name": model.display_name,
         "uses_offline_model": model.uses_offline_model,
         "chat_config": chat_config,
@@ -82,6 +102,11 @@ def conversation_remove(request: HttpRequest, conversation_id: int) -> HttpRespo
     group_send(protocol.group_name(conversation_id), protocol.conversation_deleted_message())
     messages.success(request, CONVERSATION_DELETED)
     return redirect("conversation_list")
+
+
+def _assistant_choices() -> list[dict[str, str]]:
+    """The assistants a new conversation may get, for the picker (shown when there is more than one)."""
+    return [assistant_payload(a) for a in assistant_registry().values()]
 
 
 def _own_conversation_or_404(request: HttpRequest, conversation_id: int) -> Conversation:

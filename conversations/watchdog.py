@@ -17,6 +17,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import DatabaseError
 
 from agent_runtime import events
 from agent_runtime.events import Event
@@ -56,8 +57,11 @@ async def sweep_interrupted_runs() -> int:
     stale_before = datetime.now(UTC) - timedelta(seconds=settings.RUN_STALE_SECONDS)
     interrupted = 0
     for message in await database_sync_to_async(stale_runs)(stale_before=stale_before):
-        if await _interrupt(message, stale_before):
-            interrupted += 1
+        try:
+            interrupted += await _interrupt(message, stale_before)
+        except Exception:
+            # One bad row must not stop the sweep from recovering everybody else's runs.
+            logger.exception("marking run %s interrupted failed", message.run_id)
     return interrupted
 
 
@@ -66,10 +70,13 @@ async def _interrupt(message: Message, stale_before: datetime) -> bool:
     if active is not None and active.run_id == message.run_id:
         return False  # executing here: alive, only slow to beat
     logged = await runs.run_events_read(message.run_id)
-    content, tool_steps = partial_answer(logged) if logged else (None, None)
-    changed = await database_sync_to_async(run_interrupt)(
-        message_id=message.pk, stale_before=stale_before, content=content, tool_steps=tool_steps
-    )
+    content, steps = partial_answer(logged) if logged else (None, None)
+    interrupt = database_sync_to_async(run_interrupt)
+    try:
+        changed = await interrupt(message_id=message.pk, stale_before=stale_before, content=content, tool_steps=steps)
+    except DatabaseError:
+        logger.exception("storing the partial answer of run %s failed; marking it without", message.run_id)
+        changed = await interrupt(message_id=message.pk, stale_before=stale_before, content=None, tool_steps=None)
     if not changed or (logged and logged[-1]["type"] == events.DONE):
         return changed
     seq = logged[-1]["seq"] if logged else 0

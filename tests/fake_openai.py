@@ -136,7 +136,9 @@ def tool_calls_chunks(calls: list[ToolCall], *, usage: Usage | None = DEFAULT_US
 def _sse_events(chunks: list[Chunk], include_usage: bool) -> list[bytes]:
     if not include_usage:
         chunks = [{k: v for k, v in c.items() if k != "usage"} for c in chunks if c["choices"]]
-    events = [f"data: {json.dumps(c, ensure_ascii=False)}\n\n".encode() for c in chunks]
+    # backslashreplace: a lone surrogate (which UTF-8 cannot carry) goes out as its JSON escape, as a real
+    # server's ASCII-escaped JSON would send it.
+    events = [f"data: {json.dumps(c, ensure_ascii=False)}\n\n".encode("utf-8", "backslashreplace") for c in chunks]
     return [*events, b"data: [DONE]\n\n"]
 
 

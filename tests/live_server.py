@@ -135,6 +135,10 @@ class Deployment:
             RUN_HEARTBEAT_SECONDS="0.5",
             RUN_STALE_SECONDS="3",
             RUN_SWEEP_SECONDS="1",
+            # Every test signs up and logs in from 127.0.0.1; the throttle's own live test sets its rate.
+            LOGIN_RATE_PER_IP="100000/m",
+            LOGIN_RATE_PER_ACCOUNT="100000/m",
+            SIGNUP_RATE_PER_IP="100000/m",
             LOG_LEVEL="WARNING",
         )
         env.update(extra_env or {})

@@ -12,3 +12,9 @@ AGENT_MODEL = AGENT_MODEL.__class__(offline_tokens_per_second=0)
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 RUN_WATCHDOG = False
+# Login and sign-up throttles: generous here, so that no test is throttled by accident; the
+# throttle's own tests set low rates. Counted in this process's memory whatever REDIS_URL says,
+# so that a test can start from zero (the live tests' servers count in Redis).
+LOGIN_RATE_PER_IP = LOGIN_RATE_PER_ACCOUNT = SIGNUP_RATE_PER_IP = "100000/m"
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]  # one process, as above

@@ -72,6 +72,8 @@ def test_every_constructed_event_matches_its_schema():
         ),
         events.error(run_id="r", code="timeout", message="late", seq=8),
         events.done(run_id="r", status="error", seq=9),
+        events.approval_requested(run_id="r", approval_id="a", call_id="c", name="refund", args={"x": 1}, seq=10),
+        events.approval_resolved(run_id="r", approval_id="a", decision="denied", by="alice", seq=11),
     ]
     made[7]["seq"] = 7
     for event in made:

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
-from conversations.management.commands.ask import CLI_USERNAME, NO_SUCH_CONVERSATION, NO_SUCH_USER
+from conversations.management.commands.ask import CLI_USERNAME, NO_SUCH_ASSISTANT, NO_SUCH_CONVERSATION, NO_SUCH_USER
 from conversations.models import Conversation, Message
 from conversations.sending import BAD_SEND
 from tests.conversations.conftest import make_user
@@ -78,3 +78,12 @@ def test_a_run_that_fails_exits_non_zero(alice, settings):
     settings.AGENT_MAX_ITERATIONS = 1
     with pytest.raises(CommandError, match="ended error"):
         ask("What is (3 + 4) * 2 ^ 3?", "--user", "alice")
+
+
+def test_ask_can_pick_the_assistant_of_a_new_conversation(alice):
+    ask("What did I ask about pancakes?", "--user", "alice", "--assistant", "history")
+
+    assert Conversation.objects.get(owner=alice).assistant_id == "history"
+    with pytest.raises(CommandError) as refused:
+        ask("Hello", "--user", "alice", "--assistant", "nope")
+    assert str(refused.value) == NO_SUCH_ASSISTANT.format(assistant_id="nope", known="arithmetic, history")

@@ -22,7 +22,8 @@ async def test_creating_a_conversation_answers_201_with_its_id_title_and_creatio
 
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "title", "created"}
+    assert set(body) == {"id", "title", "assistant", "created"}
+    assert body["assistant"] == "arithmetic"
     created = await database_sync_to_async(Conversation.objects.get)(pk=body["id"])
     assert (created.owner_id, body["title"]) == (alice.pk, "")
 
@@ -151,6 +152,7 @@ async def test_the_openapi_description_is_served_at_api_schema_with_the_event_st
     assert schema["openapi"].startswith("3.")
     paths = schema["paths"]
     assert set(paths) == {
+        "/api/assistants",
         "/api/conversations/",
         "/api/conversations/{conversation_id}",
         "/api/conversations/{conversation_id}/messages",
@@ -169,5 +171,9 @@ async def test_the_openapi_description_is_served_at_api_schema_with_the_event_st
     assert set(schema["components"]["securitySchemes"]) == {"TokenAuth", "SessionCookieAuth"}
     assert schema["components"]["securitySchemes"]["TokenAuth"] == {"type": "http", "scheme": "bearer"}
 
-    docs = await AsgiClient().get("/api/docs")
-    assert docs.status_code == 200
+
+async def test_there_is_no_api_docs_page_pulling_swagger_ui_from_a_cdn(transactional_db):
+    response = await AsgiClient().get("/api/docs")
+
+    assert response.status_code == 404
+    assert b"swagger" not in response.content.lower() and b"cdn" not in response.content.lower()

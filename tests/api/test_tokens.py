@@ -1,12 +1,14 @@
-"""Personal API tokens: stored hashed, shown once, revocable; bad ones and cookie POSTs without CSRF refused."""
+"""Personal API tokens: stored hashed, shown once, expiring, revocable; bad ones and CSRF-less cookie POSTs refused."""
 
 from __future__ import annotations
 
 import hashlib
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from channels.db import database_sync_to_async
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.urls import reverse
 
@@ -67,6 +69,60 @@ def test_a_new_token_is_shown_once_then_listed_by_name_and_prefix(alice_client, 
     assert not any(secret in str(value) for row in stored_rows() for value in row)
 
 
+@pytest.mark.parametrize(("lifetime", "days"), [("30", 30), ("90", 90), ("365", 365), ("never", None), (None, 90)])
+def test_a_new_token_works_for_the_lifetime_chosen_and_the_list_says_until_when(alice_client, alice, lifetime, days):
+    before = datetime.now(UTC)
+    form = {"name": "script"} | ({"lifetime": lifetime} if lifetime else {})
+
+    created = alice_client.post(reverse("api_tokens"), form).content.decode()
+
+    token = ApiToken.objects.get(user=alice)
+    listed = re.search(r'data-testid="token-expires">(.*?)</td>', created).group(1)
+    if days is None:
+        assert token.expires is None and listed == "never" and "until you revoke it" in created
+    else:
+        assert before + timedelta(days=days) <= token.expires <= datetime.now(UTC) + timedelta(days=days)
+        assert token.expires.date().isoformat() in listed
+
+
+def test_the_form_offers_30_90_365_days_or_never_with_90_chosen(alice_client):
+    page = alice_client.get(reverse("api_tokens")).content.decode()
+
+    offered = re.findall(r'<option value="([^"]+)"( selected)?>', page)
+    assert offered == [("30", ""), ("90", " selected"), ("365", ""), ("never", "")]
+
+
+def test_an_unknown_lifetime_creates_no_token(alice_client):
+    response = alice_client.post(reverse("api_tokens"), {"name": "script", "lifetime": "36500"})
+
+    assert response.status_code == 200 and "field--invalid" in response.content.decode()
+    assert not ApiToken.objects.exists()
+
+
+def test_an_expired_token_is_no_longer_listed(alice_client, alice):
+    token = api_token_create(user=alice, name="old script").token
+    ApiToken.objects.filter(pk=token.pk).update(expires=datetime.now(UTC) - timedelta(seconds=1))
+
+    assert f'data-token-id="{token.pk}"' not in alice_client.get(reverse("api_tokens")).content.decode()
+
+
+def test_the_admin_shows_tokens_to_staff_with_the_view_permission_only_never_their_hash(client, alice):
+    token = api_token_create(user=alice, name="laptop").token
+    staff = make_user("staff", is_staff=True)
+    client.force_login(staff)
+    changelist = reverse("admin:api_apitoken_changelist")
+    assert client.get(changelist).status_code == 403
+
+    staff.user_permissions.add(Permission.objects.get(codename="view_apitoken"))
+    listing = client.get(changelist)
+    page = client.get(reverse("admin:api_apitoken_change", args=[token.pk]))
+
+    assert listing.status_code == 200 and "laptop" in listing.content.decode()
+    assert page.status_code == 200 and token.digest not in page.content.decode()
+    assert client.post(reverse("admin:api_apitoken_delete", args=[token.pk]), {"post": "yes"}).status_code == 403
+    assert ApiToken.objects.filter(pk=token.pk).exists()
+
+
 def test_a_nameless_token_is_not_created(alice_client):
     response = alice_client.post(reverse("api_tokens"), {"name": "  "})
 
@@ -105,6 +161,20 @@ async def test_a_bad_or_revoked_token_is_a_401_with_a_json_error(alice):
         response = await TokenClient(secret).get("/api/conversations/")
         assert response.status_code == 401, secret
         assert response.json() == error("unauthorized", INVALID_TOKEN)
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_an_expired_token_is_a_401_with_the_invalid_token_answer(alice):
+    created = await _create_token(alice)
+    assert (await TokenClient(created.secret).get("/api/conversations/")).status_code == 200
+
+    expired = datetime.now(UTC) - timedelta(seconds=1)
+    await ApiToken.objects.filter(pk=created.token.pk).aupdate(expires=expired)
+    response = await TokenClient(created.secret).get("/api/conversations/")
+
+    assert response.status_code == 401
+    assert response.json() == error("unauthorized", INVALID_TOKEN)
 
 
 @pytest.mark.asyncio

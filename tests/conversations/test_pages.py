@@ -1,8 +1,9 @@
-"""Pages and admin: login required, ownership, create and delete, staff-only review."""
+"""Pages and admin: login required, ownership, create and delete, review by model permission."""
 
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from conversations.models import Conversation, Message
@@ -93,8 +94,14 @@ def test_delete_needs_post(alice_client, transcript):
     assert alice_client.get(reverse("conversation_delete", args=[transcript.pk])).status_code == 405
 
 
+def make_staff(username: str, *codenames: str) -> User:
+    staff = make_user(username, is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    return staff
+
+
 def test_staff_review_transcripts_read_only_in_the_admin(client, transcript):
-    client.force_login(make_user("staff", is_staff=True))
+    client.force_login(make_staff("staff", "view_conversation", "view_message"))
     listing = client.get(reverse("admin:conversations_conversation_changelist"))
     assert listing.status_code == 200
     assert b"What is 10 + 10?" in listing.content
@@ -119,3 +126,39 @@ def test_non_staff_are_refused_by_the_admin(alice_client, transcript):
     response = alice_client.get(reverse("admin:conversations_conversation_changelist"))
     assert response.status_code == 302
     assert "login" in response.url
+
+
+def test_staff_without_the_view_permission_are_refused_by_the_admin(client, transcript):
+    client.force_login(make_staff("staff"))
+
+    assert client.get(reverse("admin:conversations_conversation_changelist")).status_code == 403
+    assert client.get(reverse("admin:conversations_conversation_change", args=[transcript.pk])).status_code == 403
+    index = client.get(reverse("admin:index"))
+    assert index.status_code == 200 and not index.context["app_list"]
+
+
+def test_the_conversation_permission_alone_shows_no_transcript_and_searches_no_message(client, transcript):
+    client.force_login(make_staff("staff", "view_conversation"))
+
+    page = client.get(reverse("admin:conversations_conversation_change", args=[transcript.pk]))
+    assert page.status_code == 200
+    assert b"10 + 10 = 20." not in page.content
+    found = client.get(reverse("admin:conversations_conversation_changelist"), {"q": "10 + 10 = 20"})
+    assert found.context["cl"].result_count == 0
+    by_title = client.get(reverse("admin:conversations_conversation_changelist"), {"q": "What is 10"})
+    assert by_title.context["cl"].result_count == 1
+
+
+def test_nobody_adds_changes_or_deletes_conversations_in_the_admin(client, transcript):
+    client.force_login(make_user("root", is_staff=True, is_superuser=True))
+
+    assert client.get(reverse("admin:conversations_conversation_add")).status_code == 403
+    assert client.post(reverse("admin:conversations_conversation_delete", args=[transcript.pk])).status_code == 403
+    assert (
+        client.post(
+            reverse("admin:conversations_conversation_change", args=[transcript.pk]), {"title": "x"}
+        ).status_code
+        == 403
+    )
+    transcript.refresh_from_db()
+    assert transcript.title == "What is 10 + 10?"

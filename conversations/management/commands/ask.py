@@ -22,6 +22,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from agent_runtime import events
 from agent_runtime.events import Event
+from conversations.assistants import assistant_get, assistant_registry
 from conversations.follow import follow_run
 from conversations.models import Conversation
 from conversations.selectors import conversation_get_for_user
@@ -34,6 +35,7 @@ NO_SUCH_CONVERSATION = "User {username!r} has no conversation {conversation_id}.
 RUN_FAILED = "The run ended {status}."
 STOPPED = "Stopped: the partial answer is stored as cancelled."
 REFUSED = "{code}: {message}"
+NO_SUCH_ASSISTANT = "No assistant {assistant_id!r}; the assistants are: {known}."
 TOOL_STARTED = "→ {name} "
 TOOL_OUTPUT = "= {output}"
 TOOL_ERROR = "! {error}"
@@ -134,6 +136,9 @@ class Command(BaseCommand):
         parser.add_argument("content", help="The message, e.g. 'What is 10 + 10?'")
         parser.add_argument("--conversation", type=int, help="Continue this conversation (default: a new one).")
         parser.add_argument(
+            "--assistant", help="The assistant of a new conversation, by id (default: the first of AGENT_ASSISTANTS)."
+        )
+        parser.add_argument(
             "--user", help=f"Ask as this user (default: the first superuser, or else a local user {CLI_USERNAME!r})."
         )
 
@@ -144,7 +149,7 @@ class Command(BaseCommand):
         except SendRefused as refused:
             raise _refusal(refused) from None
         user = _user(options["user"])
-        conversation = _conversation(user, options["conversation"])
+        conversation = _conversation(user, options["conversation"], options["assistant"])
         try:
             status = asyncio.run(self._ask(conversation, content))
         except KeyboardInterrupt:
@@ -203,9 +208,12 @@ def _user(username: str | None) -> AbstractBaseUser:
     return user
 
 
-def _conversation(user: AbstractBaseUser, conversation_id: int | None) -> Conversation:
+def _conversation(user: AbstractBaseUser, conversation_id: int | None, assistant_id: str | None) -> Conversation:
     if conversation_id is None:
-        return conversation_create(owner=user)
+        if assistant_id is not None and assistant_get(assistant_id) is None:
+            known = ", ".join(assistant_registry())
+            raise CommandError(NO_SUCH_ASSISTANT.format(assistant_id=assistant_id, known=known))
+        return conversation_create(owner=user, assistant_id=assistant_id)
     conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
     if conversation is None:
         raise CommandError(NO_SUCH_CONVERSATION.format(username=user.get_username(), conversation_id=conversation_id))
