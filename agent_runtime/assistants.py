@@ -119,6 +119,14 @@ class Assistant:
         """The assistant's instructions first, then how to use the tools."""
         return f"{cls.instructions.strip()}\n\n{TOOL_PROTOCOL}" if cls.instructions.strip() else TOOL_PROTOCOL
 
+    def needs_approval(self, name: str, args: dict[str, Any]) -> bool:
+        """Whether a call of tool `name` with `args` waits for a person (see `@tool(approval=...)`)."""
+        options = self.tool_methods().get(name)
+        if options is None:
+            return False
+        rule = options.approval
+        return bool(rule(self, args)) if callable(rule) else bool(rule)
+
     async def tools(self) -> list[BaseTool]:
         """Every tool the model may call this run: the methods, the base tools, MCP's, and final_answer."""
         own = [self._method_tool(name) for name in self.tool_methods()]

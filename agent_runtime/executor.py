@@ -104,7 +104,7 @@ class AgentRun:
         self._approvals: ApprovalGate = approvals or NoApprovals()
         self._deadline: asyncio.Timeout | None = None
         self._waiting = 0
-        self._waiting_since = 0.0
+        self._remaining: float | None = None
 
     @property
     def answer_so_far(self) -> str:
@@ -163,6 +163,7 @@ class AgentRun:
             status = self._fail(*describe_model_error(error))
         self.report.status = status
         self.report.content = self.answer_so_far if status != "completed" else self.report.content
+        self.report.first_output = self.transcript.first_output
         self.report.finished = time.time()
         if status == "completed":
             usage: events.Usage = {
@@ -330,16 +331,18 @@ class AgentRun:
     def _deadline_paused(self) -> Iterator[None]:
         """The run's deadline stands still while it waits for people (however many calls wait at once)."""
         loop = asyncio.get_running_loop()
-        if self._waiting == 0:
-            self._waiting_since = loop.time()
+        deadline = self._deadline
+        if self._waiting == 0 and deadline is not None and deadline.when() is not None:
+            self._remaining = max(0.0, deadline.when() - loop.time())  # type: ignore[operator]
+            deadline.reschedule(None)
         self._waiting += 1
         try:
             yield
         finally:
             self._waiting -= 1
-            deadline = self._deadline
-            if self._waiting == 0 and deadline is not None and deadline.when() is not None:
-                deadline.reschedule(deadline.when() + (loop.time() - self._waiting_since))
+            if self._waiting == 0 and deadline is not None and self._remaining is not None:
+                deadline.reschedule(loop.time() + self._remaining)
+                self._remaining = None
 
     async def _invoke_tool(self, call: dict[str, Any]) -> Any:
         tool = self._tools.get(call["name"])

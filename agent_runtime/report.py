@@ -44,6 +44,8 @@ class RunReport:
     error_code: str | None = None
     error_message: str | None = None
     started: float = field(default_factory=time.time)
+    first_output: float | None = None
+    """When the run first showed answer text or a tool call (`time.time()`); None when it never did."""
     finished: float | None = None
 
     @property

@@ -2,9 +2,13 @@
 
 The executor owns one per run; the callback handler writes the streamed answer into it and
 asks it for call ids, so the events and the executor's tool steps always name a call alike.
+It also notes when the run first showed something (answer text or a tool call), for the
+time to first token that staff review reads.
 """
 
 from __future__ import annotations
+
+import time
 
 
 class RunTranscript:
@@ -12,6 +16,8 @@ class RunTranscript:
 
     def __init__(self) -> None:
         self.answer_text = ""
+        self.first_output: float | None = None
+        """When (`time.time()`) the first answer text or tool call was shown; None until then."""
         self.step = 0
         self._ids: dict[tuple[int, int], str] = {}
         self._used: set[str] = set()
@@ -22,6 +28,8 @@ class RunTranscript:
 
     def add_answer(self, text: str) -> None:
         """More of the final answer was streamed."""
+        if text:
+            self._shown()
         self.answer_text += text
 
     def has_call(self, index: int) -> bool:
@@ -32,9 +40,14 @@ class RunTranscript:
         """The id of this step's call at `index`: the model's own id when it gave one, made unique."""
         key = (self.step, index)
         if key not in self._ids:
+            self._shown()
             call_id = raw_id or f"call_{self.step}_{index}"
             while call_id in self._used:
                 call_id += "_"
             self._used.add(call_id)
             self._ids[key] = call_id
         return self._ids[key]
+
+    def _shown(self) -> None:
+        if self.first_output is None:
+            self.first_output = time.time()

@@ -19,8 +19,18 @@ from ninja import Header, NinjaAPI, Status
 
 from api.auth import SessionCookieAuth, TokenAuth
 from api.errors import DUPLICATE, NOT_FOUND, ApiError, install_error_handlers, send_refused_error
-from api.schemas import AssistantOut, ConversationDetailOut, ConversationIn, ConversationOut, ErrorOut, MessageIn
+from api.schemas import (
+    ApprovalIn,
+    ApprovalOut,
+    AssistantOut,
+    ConversationDetailOut,
+    ConversationIn,
+    ConversationOut,
+    ErrorOut,
+    MessageIn,
+)
 from api.sse import MEDIA_TYPE, event_stream_response
+from conversations import approvals, protocol
 from conversations.assistants import assistant_default_id, assistant_get, assistant_payload, assistant_registry
 from conversations.follow import EventId, follow_conversation, follow_run
 from conversations.models import Conversation, Message
@@ -227,6 +237,31 @@ def _follow_resent(conversation: Conversation, answer: Message | None) -> Stream
     if answer is not None and answer.status == Message.Status.GENERATING and answer.run_id:
         return event_stream_response(follow_run(conversation, answer.run_id, keepalive_seconds=_keepalive()))
     raise ApiError(409, "duplicate", DUPLICATE.format(conversation_id=conversation.pk))
+
+
+@api.post(
+    "/approvals/{approval_id}",
+    response={200: ApprovalOut, (400, 401, 403, 404, 409): ErrorOut},
+    tags=["runs"],
+    operation_id="decideApproval",
+)
+async def approvals_decide(request: HttpRequest, approval_id: str, payload: ApprovalIn) -> dict[str, Any]:
+    """Approve or deny a tool call waiting in one of your runs (the `approval_id` of its `approval_requested`).
+
+    The first decision counts, from any tab, process or client: a later one is 409 `already_decided`.
+    """
+    if payload.decision not in approvals.DECISIONS:
+        raise ApiError(400, "bad_request", approvals.BAD_DECISION)
+    decide = database_sync_to_async(approvals.approval_decide)
+    try:
+        approval = await decide(approval_id=approval_id, user=_user(request), decision=payload.decision)
+    except approvals.ApprovalNotFound:
+        raise ApiError(404, "not_found", approvals.NO_SUCH_APPROVAL) from None
+    except approvals.AlreadyDecided as decided:
+        message = approvals.ALREADY_DECIDED.format(decision=decided.decision)
+        raise ApiError(409, protocol.ALREADY_DECIDED, message) from None
+    await approvals.approval_decided_notify(conversation_id=approval.conversation_id, approval_id=approval_id)
+    return approvals.approval_payload(approval)
 
 
 def _chosen_assistant(request: HttpRequest) -> str | None:

@@ -34,6 +34,18 @@ class ConversationIn(Schema):
     )
 
 
+class ApprovalIn(Schema):
+    decision: str = Field(description="approve or deny")
+
+
+class ApprovalOut(Schema):
+    approval_id: str
+    decision: str | None = Field(description="approved, denied or expired")
+    by: str | None = Field(description="Who decided (a username); null when it expired.")
+    tool: str
+    arguments: dict[str, Any]
+
+
 class AssistantOut(Schema):
     id: str
     name: str

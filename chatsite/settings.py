@@ -220,6 +220,8 @@ AGENT_ASSISTANTS = [
     if path.strip()
 ]
 AGENT_MAX_ITERATIONS = int(_env_number("AGENT_MAX_ITERATIONS", 8))
+# A tool call waiting for approval expires (treated as denied) after this many seconds.
+AGENT_APPROVAL_TIMEOUT = _env_number("AGENT_APPROVAL_TIMEOUT", 600.0)
 AGENT_RUN_TIMEOUT = _env_number("AGENT_RUN_TIMEOUT", 120.0)
 AGENT_HISTORY_MESSAGES = int(_env_number("AGENT_HISTORY_MESSAGES", 20))
 MESSAGE_MAX_LENGTH = 8000

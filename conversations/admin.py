@@ -1,20 +1,27 @@
-"""Staff review of conversations: read-only transcripts with tool steps, usage and timings.
+"""Staff review of conversations: transcripts that read like the chat, filters to find them, and usage.
 
 Who may read them is Django's model permissions (`conversations.view_conversation`, and
-`conversations.view_message` for the transcript), granted per user or group; being staff only
-lets one into the admin. Nobody adds, changes or deletes here.
+`conversations.view_message` for the messages), granted per user or group; being staff only
+lets one into the admin. Nobody adds, changes or deletes here. Every opening of a transcript is
+recorded (`TranscriptRead`), and only superusers see that record, which nobody can delete here.
 """
 
 from __future__ import annotations
 
-import json
-
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.db.models import Count, OuterRef, QuerySet, Subquery
-from django.http import HttpRequest
-from django.utils.html import format_html, format_html_join
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
-from conversations.models import Conversation, Message
+from conversations import admin_filters, admin_views
+from conversations.models import Conversation, Message, TranscriptRead
+from conversations.review import assistant_name
+
+admin.site.site_header = "Agent Chat · staff"
+admin.site.site_title = "Agent Chat staff"
+admin.site.index_title = "Review and administration"
 
 
 class LastStatusFilter(admin.SimpleListFilter):
@@ -32,56 +39,40 @@ class LastStatusFilter(admin.SimpleListFilter):
         return queryset
 
 
-class MessageInline(admin.StackedInline):
-    """The transcript, read-only."""
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Nobody adds, changes or deletes these rows here, superusers included."""
 
-    model = Message
-    extra = 0
-    can_delete = False
-    show_change_link = False
-    fields = ("role", "status", "content", "tool_steps_display", "usage", "model", "timing", "error")
-    readonly_fields = fields
+    actions = None
 
-    def has_add_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
         return False
 
-    @admin.display(description="tool steps")
-    def tool_steps_display(self, message: Message) -> str:
-        if not message.tool_steps:
-            return "—"
-        rows = (
-            (
-                step.get("name", "?"),
-                json.dumps(step.get("args"), ensure_ascii=False),
-                "error: " + str(step["error"]) if "error" in step else json.dumps(step.get("output")),
-            )
-            for step in message.tool_steps
-        )
-        return format_html(
-            "<ol>{}</ol>", format_html_join("", "<li><b>{}</b>(<code>{}</code>) → <code>{}</code></li>", rows)
-        )
-
-    @admin.display(description="timing")
-    def timing(self, message: Message) -> str:
-        if message.started and message.finished:
-            seconds = (message.finished - message.started).total_seconds()
-            return f"{message.started:%Y-%m-%d %H:%M:%S} · {seconds:.2f} s"
-        return f"{message.created:%Y-%m-%d %H:%M:%S}"
+    def has_delete_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
+        return False
 
 
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
-    """Conversations with their owner, size and last status; transcripts inline."""
+class ConversationAdmin(ReadOnlyAdmin):
+    """Conversations with their owner, assistant, size and last status; each opens as its transcript."""
 
-    list_display = ("title_or_id", "owner", "message_count", "last_status", "created")
-    list_filter = ("owner", "created", LastStatusFilter)
-    search_fields = ("title", "messages__content")
-    readonly_fields = ("owner", "title", "created", "updated")
-    inlines = [MessageInline]
+    list_display = ("title_or_id", "owner_link", "assistant", "message_count", "last_status", "updated")
+    list_filter = (
+        admin_filters.OwnerFilter,
+        admin_filters.AssistantFilter,
+        admin_filters.ModelFilter,
+        admin_filters.AnswerStatusFilter,
+        admin_filters.ToolUsedFilter,
+        admin_filters.ToolErrorFilter,
+        LastStatusFilter,
+        "created",
+    )
+    search_fields = ("title",)
+    search_help_text = "Words in the title or the owner's username; with view_message also in messages and tool steps."
     date_hierarchy = "created"
+    list_per_page = 50
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         last = Message.objects.filter(conversation=OuterRef("pk")).order_by("-created", "-id")
@@ -95,24 +86,39 @@ class ConversationAdmin(admin.ModelAdmin):
             )
         )
 
-    def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
-        """Searching inside the messages needs the permission to read them."""
-        if request.user.has_perm("conversations.view_message"):
-            return self.search_fields
-        return ("title",)
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        """Searching inside the messages and tool steps needs the permission to read them."""
+        in_messages = request.user.has_perm(admin_views.VIEW_MESSAGE)
+        return admin_filters.search_conversations(queryset, search_term, in_messages=in_messages), False
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    def get_urls(self) -> list[URLPattern]:
+        usage = self.admin_site.admin_view(self.usage_view)
+        return [path("usage/", usage, name="conversations_conversation_usage"), *super().get_urls()]
 
-    def has_change_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
-        return False
+    def usage_view(self, request: HttpRequest) -> HttpResponse:
+        return admin_views.usage_view(self, request)
 
-    def has_delete_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
-        return False
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        """The transcript instead of a form (anything but a read is refused by the parent's checks)."""
+        conversation = self.get_object(request, unquote(object_id))
+        if request.method not in ("GET", "HEAD") or conversation is None:
+            return super().change_view(request, object_id, form_url, extra_context)
+        return admin_views.transcript_view(self, request, conversation)
 
     @admin.display(description="title", ordering="title")
     def title_or_id(self, conversation: Conversation) -> str:
         return str(conversation)
+
+    @admin.display(description="owner", ordering="owner__username")
+    def owner_link(self, conversation: Conversation) -> str:
+        url = reverse("admin:conversations_conversation_changelist")
+        return format_html('<a href="{}?owner={}">{}</a>', url, conversation.owner_id, conversation.owner)
+
+    @admin.display(description="assistant", ordering="assistant_id")
+    def assistant(self, conversation: Conversation) -> str:
+        return assistant_name(conversation.assistant_id)
 
     @admin.display(description="messages", ordering="message_count")
     def message_count(self, conversation: Conversation) -> int:
@@ -120,4 +126,30 @@ class ConversationAdmin(admin.ModelAdmin):
 
     @admin.display(description="last status", ordering="last_status")
     def last_status(self, conversation: Conversation) -> str:
-        return conversation.last_status or "—"
+        status = conversation.last_status
+        if not status:
+            return "—"
+        return format_html('<span class="status-chip status-chip--{}">{}</span>', status, status)
+
+
+@admin.register(TranscriptRead)
+class TranscriptReadAdmin(ReadOnlyAdmin):
+    """Who opened which conversation's transcript, and when: for superusers only."""
+
+    list_display = ("read_at", "reader_username", "conversation_link", "owner_username", "messages_shown")
+    list_filter = ("messages_shown", "read_at")
+    search_fields = ("=reader_username", "=owner_username", "=conversation_number")
+    date_hierarchy = "read_at"
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    @admin.display(description="conversation", ordering="conversation_number")
+    def conversation_link(self, read: TranscriptRead) -> str:
+        if read.conversation_id is None:
+            return f"{read.conversation_number} (deleted)"
+        url = reverse("admin:conversations_conversation_change", args=[read.conversation_id])
+        return format_html('<a href="{}">{}</a>', url, read.conversation_number)

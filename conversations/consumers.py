@@ -16,7 +16,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from conversations import protocol, runs
+from conversations import approvals, protocol, runs
 from conversations.selectors import conversation_get_for_user, session_is_current
 from conversations.sending import SendRefused, message_send
 from conversations.watchdog import ensure_watchdog
@@ -82,6 +82,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await runs.run_stop(self.conversation)
         elif kind == protocol.CLIENT_SYNC:
             await self.handle_sync()
+        elif kind == protocol.CLIENT_APPROVAL:
+            await self.handle_approval(frame)
         else:
             await self.send_error(protocol.BAD_REQUEST, UNKNOWN_FRAME if isinstance(frame, dict) else BAD_JSON)
 
@@ -92,6 +94,28 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await message_send(conversation=self.conversation, content=frame.get("content"), client_id=client_id)
         except SendRefused as refused:
             await self.send_error(refused.code, refused.message, client_id=client_id, retry_after=refused.retry_after)
+
+    async def handle_approval(self, frame: dict[str, Any]) -> None:
+        """Approve or deny a waiting tool call; only this tab hears what went wrong."""
+        approval_id, decision = frame.get("approval_id"), frame.get("decision")
+        if not isinstance(approval_id, str) or decision not in approvals.DECISIONS:
+            await self.send_error(protocol.BAD_REQUEST, approvals.BAD_DECISION)
+            return
+        try:
+            await database_sync_to_async(approvals.approval_decide)(
+                approval_id=approval_id, user=self.scope["user"], decision=decision
+            )
+        except approvals.ApprovalNotFound:
+            await self.send_error(protocol.BAD_REQUEST, approvals.NO_SUCH_APPROVAL)
+            return
+        except approvals.AlreadyDecided as decided:
+            await self.send_error(protocol.ALREADY_DECIDED, approvals.ALREADY_DECIDED.format(decision=decided.decision))
+            return
+        await approvals.approval_decided_notify(conversation_id=self.conversation.pk, approval_id=approval_id)
+
+    async def approval_decided(self, message: dict[str, Any]) -> None:
+        """An approval was decided (maybe on another process): wake its run if it waits here."""
+        approvals.approval_wake_here(message["approval_id"])
 
     async def handle_sync(self) -> None:
         """A snapshot, at most one per `SYNC_MIN_INTERVAL_SECONDS` (syncs in between share the next);

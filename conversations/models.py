@@ -66,6 +66,12 @@ class Message(models.Model):
     heartbeat = models.DateTimeField(null=True, blank=True, help_text="Last sign of life of that process.")
     stop_requested = models.BooleanField(default=False)
     created = models.DateTimeField(auto_now_add=True)
+    first_token_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Milliseconds from the run's start to its first answer text or tool call."
+    )
+    duration_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Milliseconds from the run's start to its end."
+    )
 
     class Meta:
         ordering = ["created", "id"]
@@ -82,3 +88,53 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} #{self.pk} ({self.status})"
+
+
+class ToolApproval(models.Model):
+    """A tool call that waited for a person: what was asked, and who decided what, when."""
+
+    class Decision(models.TextChoices):
+        APPROVED = "approved"
+        DENIED = "denied"
+        EXPIRED = "expired"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="approvals")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="approvals")
+    run_id = models.CharField(max_length=64, db_index=True)
+    approval_id = models.CharField(max_length=64, unique=True)
+    call_id = models.CharField(max_length=200)
+    tool = models.CharField(max_length=200)
+    arguments = models.JSONField(default=dict)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    decision = models.CharField(max_length=16, choices=Decision.choices, blank=True, help_text="Empty while it waits.")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["requested_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.tool} ({self.decision or 'waiting'})"
+
+
+class TranscriptRead(models.Model):
+    """A staff member opened a conversation's transcript in the admin: who, when, which, whose.
+
+    Kept when the reader, the conversation or its owner is deleted: the names and the number stay.
+    """
+
+    reader = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    reader_username = models.CharField(max_length=150)
+    conversation = models.ForeignKey(Conversation, null=True, on_delete=models.SET_NULL, related_name="reads")
+    conversation_number = models.PositiveBigIntegerField(help_text="The conversation's id, kept after it is deleted.")
+    owner_username = models.CharField(max_length=150, help_text="Whose conversation it was.")
+    messages_shown = models.BooleanField(help_text="Whether the reader could see the messages (view_message).")
+    read_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-read_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.reader_username} read conversation {self.conversation_number}"

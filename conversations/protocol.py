@@ -15,7 +15,8 @@ from typing import Any
 CLIENT_SEND = "send"
 CLIENT_STOP = "stop"
 CLIENT_SYNC = "sync"
-CLIENT_FRAME_TYPES = (CLIENT_SEND, CLIENT_STOP, CLIENT_SYNC)
+CLIENT_APPROVAL = "approval"
+CLIENT_FRAME_TYPES = (CLIENT_SEND, CLIENT_STOP, CLIENT_SYNC, CLIENT_APPROVAL)
 
 # Frames the server sends that are not run events.
 SERVER_SNAPSHOT = "snapshot"
@@ -28,7 +29,8 @@ TOO_LONG = "too_long"
 BUSY = "busy"
 RATE_LIMITED = "rate_limited"
 ASSISTANT_UNAVAILABLE = "assistant_unavailable"
-DIRECT_ERROR_CODES = (BAD_REQUEST, TOO_LONG, BUSY, RATE_LIMITED, ASSISTANT_UNAVAILABLE)
+ALREADY_DECIDED = "already_decided"
+DIRECT_ERROR_CODES = (BAD_REQUEST, TOO_LONG, BUSY, RATE_LIMITED, ASSISTANT_UNAVAILABLE, ALREADY_DECIDED)
 
 # WebSocket close codes.
 CLOSE_LOGGED_OUT = 4401
@@ -51,6 +53,8 @@ GROUP_RUN_STOP = "run.stop"
 """`{"type": "run.stop", "run_id": ...}`: cancel the run if it executes on this process."""
 GROUP_CONVERSATION_DELETED = "conversation.deleted"
 """`{"type": "conversation.deleted"}`: close the tabs (4404)."""
+GROUP_APPROVAL_DECIDED = "approval.decided"
+"""`{"type": "approval.decided", "approval_id": ...}`: wake the run waiting for it if it runs on this process."""
 
 MAX_CLIENT_ID_ECHO = 64
 
@@ -68,6 +72,11 @@ def run_event_message(text: str) -> dict[str, Any]:
 def run_stop_message(run_id: str) -> dict[str, Any]:
     """The group message asking the executing process to stop `run_id`."""
     return {"type": GROUP_RUN_STOP, "run_id": run_id}
+
+
+def approval_decided_message(approval_id: str) -> dict[str, Any]:
+    """The group message saying an approval was decided (the decision itself is in storage)."""
+    return {"type": GROUP_APPROVAL_DECIDED, "approval_id": approval_id}
 
 
 def conversation_deleted_message() -> dict[str, Any]:

@@ -32,6 +32,7 @@ from agent_runtime.events import Event
 from agent_runtime.executor import AgentRun
 from agent_runtime.llm import build_chat_model
 from conversations import protocol
+from conversations.approvals import RunApprovals
 from conversations.assistants import assistant_model_config
 from conversations.event_log import get_event_log
 from conversations.models import Conversation, Message
@@ -115,6 +116,13 @@ async def run_start(*, conversation: Conversation, turn: StartedTurn, assistant:
         run_id=run_id,
         tools=await helper.tools(),
         system_prompt=assistant.system_prompt(),
+        needs_approval=helper.needs_approval,
+        approvals=RunApprovals(
+            conversation_id=conversation.pk,
+            message_id=turn.assistant_message.pk,
+            run_id=run_id,
+            timeout=settings.AGENT_APPROVAL_TIMEOUT,
+        ),
         max_iterations=settings.AGENT_MAX_ITERATIONS,
         timeout=settings.AGENT_RUN_TIMEOUT,
     )

@@ -146,9 +146,15 @@ def run_finish(*, message_id: int, report: RunReport, worker: str) -> bool:
                 usage=dict(report.usage),
                 error=report.error_message or "",
                 finished=datetime.fromtimestamp(report.finished or report.started, UTC),
+                first_token_ms=_ms_between(report.started, report.first_output),
+                duration_ms=_ms_between(report.started, report.finished),
             )
         )
     return bool(updated)
+
+
+def _ms_between(start: float, end: float | None) -> int | None:
+    return None if end is None else max(0, round((end - start) * 1000))
 
 
 def run_store_failed(*, message_id: int, content: str) -> None:

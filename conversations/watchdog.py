@@ -23,6 +23,7 @@ from agent_runtime import events
 from agent_runtime.events import Event
 from agent_runtime.report import ToolStep
 from conversations import runs
+from conversations.approvals import approvals_expire_for_run
 from conversations.event_log import get_event_log
 from conversations.models import Message
 from conversations.selectors import stale_runs
@@ -77,10 +78,16 @@ async def _interrupt(message: Message, stale_before: datetime) -> bool:
     except DatabaseError:
         logger.exception("storing the partial answer of run %s failed; marking it without", message.run_id)
         changed = await interrupt(message_id=message.pk, stale_before=stale_before, content=None, tool_steps=None)
+    expired = await database_sync_to_async(approvals_expire_for_run)(run_id=message.run_id)
     if not changed or (logged and logged[-1]["type"] == events.DONE):
         return changed
     seq = logged[-1]["seq"] if logged else 0
     ending: list[Event] = [
+        events.approval_resolved(run_id=message.run_id, seq=seq + n, approval_id=a, decision="expired", by=None)
+        for n, a in enumerate(expired, start=1)
+    ]
+    seq += len(expired)
+    ending += [
         events.error(run_id=message.run_id, seq=seq + 1, code=events.ERROR_INTERRUPTED, message=RUN_INTERRUPTED),
         events.done(run_id=message.run_id, seq=seq + 2, status="interrupted"),
     ]

@@ -4,10 +4,13 @@
 // forms with data-confirm ask first, and a page with #chat-config (a
 // conversation) gets a ChatApp: the model (model.js) fed by the socket
 // (connection.js), rendered by the view (view.js), plus the composer, the
-// notices, the connection indicator, the title and the scrolling.
+// notices, the connection indicator, the title, the scrolling and the
+// decisions on tool calls waiting for approval.
 
-import { SEND_REJECTION_CODES, stopFrame } from "./protocol.js";
-import { ChatModel, codePointLength } from "./model.js";
+import { DIRECT_ERROR, SEND_REJECTION_CODES, stopFrame } from "./protocol.js";
+import { ChatModel } from "./model.js";
+import { codePointLength } from "./helpers.js";
+import { waitsForApproval } from "./approvals.js";
 import { ChatView, noticeElement } from "./view.js";
 import { Connection, socketUrl } from "./connection.js";
 
@@ -48,7 +51,7 @@ export class ChatApp {
     };
     const root = $("[data-chat-root]");
     this.listUrl = (root && root.dataset.listUrl) || "/";
-    this.view = new ChatView(this.dom.list);
+    this.view = new ChatView(this.dom.list, { onDecide: (approvalId, choice) => this.decide(approvalId, choice) });
     this.conn = new Connection({
       url: socketUrl(config),
       model: this.model,
@@ -90,7 +93,10 @@ export class ChatApp {
 
   _onDirectError(frame) {
     const code = String(frame.code || "error");
-    const rejects = SEND_REJECTION_CODES.includes(code) || typeof frame.client_id === "string";
+    // already_decided answers an `approval` frame (someone else decided first, or it expired):
+    // the approval_resolved every tab gets updates the card; nothing goes back to the composer.
+    const rejects =
+      code !== DIRECT_ERROR.ALREADY_DECIDED && (SEND_REJECTION_CODES.includes(code) || typeof frame.client_id === "string");
     const entry = rejects ? this.model.rejectSend(frame) : null;
     if (entry) this._restoreDraft(entry.content);
     this._showNotice(String(frame.message || "The server refused that request."), { code });
@@ -140,9 +146,20 @@ export class ChatApp {
     if (this.dom.empty) this.dom.empty.hidden = !(loaded && this.model.messages.length === 0);
     this._updateComposer();
     this._updateTitle();
-    if (this.dom.currentLink) this.dom.currentLink.classList.toggle("is-generating", !!this.model.activeRunId);
+    this._updateCurrentLink();
     if (stick) scroll.scrollTop = scroll.scrollHeight;
     else if (this.dom.jump) this.dom.jump.hidden = false;
+  }
+
+  _updateCurrentLink() {
+    const link = this.dom.currentLink;
+    if (!link) return;
+    const active = this.model.activeRunMessage;
+    const waiting = !!active && waitsForApproval(active);
+    link.classList.toggle("is-generating", !!this.model.activeRunId);
+    link.classList.toggle("is-waiting", waiting);
+    const live = link.querySelector(".side-link__live");
+    if (live) live.setAttribute("title", waiting ? "Waiting for approval" : "Generating");
   }
 
   _updateTitle() {
@@ -166,6 +183,8 @@ export class ChatApp {
     }
     if (this.dom.statusLabel) this.dom.statusLabel.textContent = CONNECTION_LABELS[state];
     if (this.dom.banner) this.dom.banner.hidden = state !== "reconnecting";
+    // A decision sent on a socket that closed may never have arrived: let the person decide again.
+    if (state !== "open" && this.model.forgetSentDecisions()) this._scheduleRender();
     this._updateComposer();
   }
 
@@ -242,6 +261,22 @@ export class ChatApp {
     this._autosize();
     if (this.conn.synced) this.conn.flush();
     this.stick = true;
+    this._scheduleRender();
+    return true;
+  }
+
+  /** Approve or deny ("approve" | "deny") the tool call waiting for approval `approvalId`. */
+  decide(approvalId, choice) {
+    if (!this.conn.synced) {
+      this._showNotice("Not connected: your decision can be sent when the connection is back.", { code: "approval" });
+      return false;
+    }
+    const frame = this.model.decideApproval(approvalId, choice);
+    if (!frame) return false;
+    if (!this.conn.send(frame)) {
+      this.model.forgetSentDecisions();
+      this._showNotice("Not connected: your decision was not sent.", { code: "approval" });
+    }
     this._scheduleRender();
     return true;
   }

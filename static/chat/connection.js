@@ -9,7 +9,7 @@
 // hears about it through `hooks`.
 
 import { FORBIDDEN_CLOSE_CODES, SERVER_FRAME, VERDICT, isDirectError, isRunEvent, syncFrame } from "./protocol.js";
-import { backoffDelay } from "./model.js";
+import { backoffDelay } from "./helpers.js";
 
 const SYNC_TIMEOUT_MS = 8000; // no snapshot after a sync: reconnect
 const STALL_SYNC_MS = 15000; // active run silent this long: ask for a snapshot

@@ -1,9 +1,9 @@
 // Agent Chat: the conversation's state, without the DOM (Node-testable).
 //
 // ChatModel turns a snapshot and live run events into the messages to render,
-// keeps the outbox of unacknowledged sends and tracks each run's seq. The pure
-// helpers below (JSON formatting, counts, the reconnect backoff) are shared with
-// view.js and connection.js.
+// keeps the outbox of unacknowledged sends and tracks each run's seq and each tool
+// call's approval (approvals.js). The pure helpers of helpers.js (JSON formatting,
+// counts, the reconnect backoff) are re-exported here for the tests.
 
 import {
   DONE_STATUS,
@@ -12,72 +12,17 @@ import {
   MESSAGE_STATUS,
   RunTracker,
   VERDICT,
+  approvalFrame,
   isRunEvent,
   newClientId,
   sendFrame,
 } from "./protocol.js";
+import { formatJson, hasOwn } from "./helpers.js";
+import { approvalFromStored, closeApproval, findApproval, isPendingApproval, newApproval, resolveApproval } from "./approvals.js";
+
+export { BACKOFF_MAX_MS, BACKOFF_START_MS, backoffDelay, codePointLength, formatJson, prettyJsonText, resultText, usageText } from "./helpers.js";
 
 const GENERATING = MESSAGE_STATUS.GENERATING;
-
-// ---------------------------------------------------------------- helpers
-
-const hasOwn = (obj, key) => obj !== null && typeof obj === "object" && Object.prototype.hasOwnProperty.call(obj, key);
-
-/** JSON in Python's json.dumps style ({"x": 10, "y": 10}), so stored args look like typed ones. */
-export function formatJson(value) {
-  if (value === undefined) return "";
-  if (value === null || typeof value !== "object") {
-    const text = JSON.stringify(value);
-    return text === undefined ? String(value) : text;
-  }
-  if (Array.isArray(value)) return "[" + value.map(formatJson).join(", ") + "]";
-  return "{" + Object.keys(value).map((k) => JSON.stringify(k) + ": " + formatJson(value[k])).join(", ") + "}";
-}
-
-/** A tool result as text: strings as they are, anything else as JSON. */
-export function resultText(output) {
-  if (typeof output === "string") return output;
-  const text = JSON.stringify(output);
-  return text === undefined ? String(output) : text;
-}
-
-/** Multi-line JSON for the expanded tool card; raw text when it does not parse. */
-export function prettyJsonText(text) {
-  try {
-    const parsed = JSON.parse(text);
-    if (parsed !== null && typeof parsed === "object") return JSON.stringify(parsed, null, 2);
-  } catch (_) {
-    /* still being typed, or not JSON */
-  }
-  return text;
-}
-
-/** Length in code points, the way the server (Python len) counts. */
-export function codePointLength(text) {
-  let n = 0;
-  for (const _ of text) n++;
-  return n;
-}
-
-const plural = (n, word) => `${n.toLocaleString("en-US")} ${word}${n === 1 ? "" : "s"}`;
-
-/** Usage line of an assistant message, e.g. "3 tools · 204 tokens". */
-export function usageText(msg) {
-  const parts = [];
-  if (msg.tools.length) parts.push(plural(msg.tools.length, "tool"));
-  const total = msg.usage && Number(msg.usage.total_tokens);
-  if (Number.isFinite(total) && total > 0) parts.push(plural(total, "token"));
-  return parts.join(" · ");
-}
-
-export const BACKOFF_START_MS = 500;
-export const BACKOFF_MAX_MS = 10000;
-
-/** Delay before reconnect attempt `attempt` (0-based): 0.5 s doubling to 10 s, jittered. */
-export function backoffDelay(attempt, random = Math.random) {
-  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * 2 ** attempt);
-  return Math.round(base / 2 + random() * (base / 2));
-}
 
 // -------------------------------------------------------------- ChatModel
 
@@ -93,7 +38,7 @@ function newMessage(key, role) {
     clientId: null,
     runId: "",
     text: "", // the user's text, or the assistant's answer
-    tools: [], // [{callId, name, args, phase: args|running|done|stopped, hasOutput, output, error}]
+    tools: [], // [{callId, name, args, phase: args|running|done|stopped, hasOutput, output, error, approval}]
     usage: {},
     toolsUsed: [],
     model: "",
@@ -121,6 +66,7 @@ function toolFromStored(step, messageStatus) {
     hasOutput,
     output: hasOutput ? step.output : undefined,
     error: hasError ? step.error : null,
+    approval: approvalFromStored(step.approval, step.args), // null, or approvals.js's state
   };
 }
 
@@ -154,6 +100,7 @@ export class ChatModel {
     this.tracker = new RunTracker();
     this.activeRunId = null;
     this.outbox = []; // [{clientId, content, sentOn: null | connection number}]
+    this.sentDecisions = new Map(); // approval_id -> "approve" | "deny", sent, not yet resolved
     this.loaded = false; // a snapshot has been applied
     this.structureRev = 0;
   }
@@ -224,10 +171,21 @@ export class ChatModel {
       this.tracker.setLastSeq(runId, last);
     }
 
-    // A "generating" message with no active run (a stale row) has no tool still running.
+    // A "generating" message with no active run (a stale row) has no tool still running,
+    // nor an approval anyone can still give.
     for (const msg of this.messages) {
       if (msg.role !== "assistant" || msg.runId === this.activeRunId) continue;
-      for (const tool of msg.tools) if (tool.phase === "running") tool.phase = "stopped";
+      for (const tool of msg.tools) {
+        if (tool.phase === "running") tool.phase = "stopped";
+        closeApproval(tool.approval);
+      }
+    }
+
+    // A decision this tab sent and the server has not resolved yet is still on its way.
+    for (const [approvalId, choice] of [...this.sentDecisions]) {
+      const found = findApproval(this.messages, approvalId);
+      if (found && isPendingApproval(found.tool.approval)) found.tool.approval.sent = choice;
+      else this.sentDecisions.delete(approvalId);
     }
 
     // Sends not stored yet stay on screen (they will be re-sent); stored ones are acknowledged.
@@ -260,7 +218,7 @@ export class ChatModel {
   _tool(msg, callId, name) {
     let tool = msg.tools.find((t) => t.callId === callId);
     if (!tool) {
-      tool = { callId, name: name || "tool", args: "", phase: "args", hasOutput: false, output: undefined, error: null };
+      tool = { callId, name: name || "tool", args: "", phase: "args", hasOutput: false, output: undefined, error: null, approval: null };
       msg.tools.push(tool);
     }
     return tool;
@@ -316,6 +274,24 @@ export class ChatModel {
         tool.phase = "done";
         break;
       }
+      case EVENT.APPROVAL_REQUESTED: {
+        // The run waits for a person; it is still generating. The args are complete now.
+        const tool = this._tool(msg, event.call_id, event.name);
+        if (event.name) tool.name = event.name;
+        if (tool.args === "") tool.args = formatJson(event.args);
+        if (tool.phase === "args") tool.phase = "running";
+        tool.approval = newApproval(event.approval_id, event.args);
+        const sent = this.sentDecisions.get(tool.approval.id);
+        if (sent) tool.approval.sent = sent;
+        break;
+      }
+      case EVENT.APPROVAL_RESOLVED: {
+        const tool = msg.tools.find((t) => t.approval && t.approval.id === event.approval_id);
+        if (!tool) return; // its request was never seen: nothing to show
+        resolveApproval(tool.approval, event.decision, event.by);
+        this.sentDecisions.delete(tool.approval.id);
+        break;
+      }
       case EVENT.TOKEN:
         msg.text += typeof event.text === "string" ? event.text : "";
         break;
@@ -329,13 +305,46 @@ export class ChatModel {
         break;
       case EVENT.DONE:
         msg.status = DONE_STATUSES.includes(event.status) ? event.status : DONE_STATUS.COMPLETED;
-        for (const tool of msg.tools) if (tool.phase !== "done") tool.phase = "stopped";
+        for (const tool of msg.tools) {
+          if (tool.phase !== "done") tool.phase = "stopped";
+          closeApproval(tool.approval);
+        }
         if (this.activeRunId === event.run_id) this.activeRunId = null;
         break;
       default:
         return; // unknown type (newer server): counted by the tracker, nothing to show
     }
     this._touch(msg);
+  }
+
+  // ---- approvals
+
+  /**
+   * The person chose ("approve" | "deny") for a pending approval: remember it (the
+   * card's buttons wait for the resolution) and return its frame; null when the
+   * approval is not pending or a decision is already on its way.
+   */
+  decideApproval(approvalId, choice) {
+    const found = findApproval(this.messages, approvalId);
+    if (!found || !isPendingApproval(found.tool.approval) || found.tool.approval.sent) return null;
+    const frame = approvalFrame(approvalId, choice);
+    found.tool.approval.sent = choice;
+    this.sentDecisions.set(approvalId, choice);
+    this._touch(found.msg);
+    return frame;
+  }
+
+  /** Decisions sent may be lost with their socket: let the person decide again. True when any. */
+  forgetSentDecisions() {
+    if (this.sentDecisions.size === 0) return false;
+    for (const approvalId of this.sentDecisions.keys()) {
+      const found = findApproval(this.messages, approvalId);
+      if (!found) continue;
+      found.tool.approval.sent = null;
+      this._touch(found.msg);
+    }
+    this.sentDecisions.clear();
+    return true;
   }
 
   _optimistic(entry) {

@@ -10,7 +10,7 @@
 //   * {"type": "snapshot", "messages": [...], "active_run": null | {"run_id", "events": [...]}}
 //   * run events: {"type", "run_id", "seq", ...}; seq is 1, 2, 3, ... per run, no gaps.
 //   * direct errors to one socket (no run_id / seq): {"type": "error", "code", "message"}
-// Browser -> server frames: send / stop / sync (see the builders below).
+// Browser -> server frames: send / stop / sync / approval (see the builders below).
 
 // Event types (agent_runtime/events.py: RUN_STARTED ... DONE).
 export const EVENT = Object.freeze({
@@ -19,6 +19,8 @@ export const EVENT = Object.freeze({
   TOOL_ARGS: "tool_args",
   TOOL_RESULT: "tool_result",
   STEP_END: "step_end",
+  APPROVAL_REQUESTED: "approval_requested",
+  APPROVAL_RESOLVED: "approval_resolved",
   TOKEN: "token",
   FINAL: "final",
   ERROR: "error",
@@ -39,6 +41,8 @@ export const EVENT_FIELDS = Object.freeze({
   [EVENT.TOOL_ARGS]: fields(["call_id", "delta"]),
   [EVENT.TOOL_RESULT]: fields(["call_id", "name"], ["error", "output"]),
   [EVENT.STEP_END]: fields(),
+  [EVENT.APPROVAL_REQUESTED]: fields(["approval_id", "args", "call_id", "name"]),
+  [EVENT.APPROVAL_RESOLVED]: fields(["approval_id", "by", "decision"]),
   [EVENT.TOKEN]: fields(["text"]),
   [EVENT.FINAL]: fields(["content", "tools_used", "usage"]),
   [EVENT.ERROR]: fields(["code", "message"]),
@@ -58,6 +62,10 @@ export const DONE_STATUS = Object.freeze({
 });
 export const DONE_STATUSES = Object.freeze(Object.values(DONE_STATUS));
 
+// `decision` of an approval_resolved event (and of a stored tool step's `approval`).
+export const APPROVAL_DECISION = Object.freeze({ APPROVED: "approved", DENIED: "denied", EXPIRED: "expired" });
+export const APPROVAL_DECISIONS = Object.freeze(Object.values(APPROVAL_DECISION));
+
 // Message.status values as stored by the chat product (DONE_STATUSES plus "generating").
 export const MESSAGE_STATUS = Object.freeze(Object.assign({ GENERATING: "generating" }, DONE_STATUS));
 
@@ -70,6 +78,7 @@ export const RUN_ERROR = Object.freeze({
   TIMEOUT: "timeout",
   MAX_ITERATIONS: "max_iterations",
   INTERRUPTED: "interrupted",
+  NOT_STORED: "not_stored",
 });
 
 // Codes of direct errors, sent to one socket only, no run_id, no seq (conversations/protocol.py).
@@ -78,13 +87,17 @@ export const DIRECT_ERROR = Object.freeze({
   TOO_LONG: "too_long",
   BAD_REQUEST: "bad_request",
   RATE_LIMITED: "rate_limited",
+  ASSISTANT_UNAVAILABLE: "assistant_unavailable",
+  ALREADY_DECIDED: "already_decided", // an `approval` frame came too late (decided, expired) or twice
 });
 // Direct errors that reject the browser's last `send` (its text goes back into the composer).
+// ALREADY_DECIDED is not one: it answers an `approval` frame.
 export const SEND_REJECTION_CODES = Object.freeze([
   DIRECT_ERROR.BUSY,
   DIRECT_ERROR.TOO_LONG,
   DIRECT_ERROR.RATE_LIMITED,
   DIRECT_ERROR.BAD_REQUEST,
+  DIRECT_ERROR.ASSISTANT_UNAVAILABLE,
   "empty",
 ]);
 
@@ -94,13 +107,18 @@ export const CLOSE = Object.freeze({
   NOT_ALLOWED: 4403,
   GONE: 4404,
   UNAVAILABLE: 4503,
+  TOO_MANY_SYNCS: 4429,
 });
 // Close codes that mean "you may not open this conversation": do not reconnect.
-// (1008 is the generic "policy violation"; UNAVAILABLE is worth retrying.)
+// (1008 is the generic "policy violation"; UNAVAILABLE and TOO_MANY_SYNCS are worth retrying.)
 export const FORBIDDEN_CLOSE_CODES = Object.freeze([CLOSE.LOGGED_OUT, CLOSE.NOT_ALLOWED, CLOSE.GONE, 1008]);
 
 // Browser -> server frame types (conversations/protocol.py: CLIENT_*) and builders.
-export const CLIENT = Object.freeze({ SEND: "send", STOP: "stop", SYNC: "sync" });
+export const CLIENT = Object.freeze({ SEND: "send", STOP: "stop", SYNC: "sync", APPROVAL: "approval" });
+
+// The `decision` of an `approval` frame: the person's choice (the server answers with
+// approval_resolved, whose decision is an APPROVAL_DECISION).
+export const APPROVAL_CHOICE = Object.freeze({ APPROVE: "approve", DENY: "deny" });
 
 export function sendFrame(content, clientId) {
   return { type: CLIENT.SEND, content: String(content), client_id: String(clientId) };
@@ -110,6 +128,14 @@ export function stopFrame() {
 }
 export function syncFrame() {
   return { type: CLIENT.SYNC };
+}
+/** Approve or deny the tool call waiting for approval `approvalId` ("approve" | "deny"). */
+export function approvalFrame(approvalId, decision) {
+  if (typeof approvalId !== "string" || approvalId === "") throw new TypeError("approvalFrame: approvalId must be a non-empty string");
+  if (decision !== APPROVAL_CHOICE.APPROVE && decision !== APPROVAL_CHOICE.DENY) {
+    throw new TypeError(`approvalFrame: decision must be "approve" or "deny", not ${JSON.stringify(decision)}`);
+  }
+  return { type: CLIENT.APPROVAL, approval_id: approvalId, decision };
 }
 
 // crypto.randomUUID() exists only in secure contexts (https, localhost);

@@ -2,10 +2,15 @@
 //
 // ChatView keeps one node per message (by key) and updates only what changed.
 // Text-only rendering: createElement + textContent, never innerHTML, so model
-// output and user text are never parsed as HTML.
+// output and user text are never parsed as HTML. A tool call waiting for a
+// person's approval gets an approval card under its card (approvals.js).
 
 import { MESSAGE_STATUS } from "./protocol.js";
-import { prettyJsonText, resultText, usageText } from "./model.js";
+import { prettyJsonText, resultText, usageText } from "./helpers.js";
+import { el, setAttr, setStreamText, setText } from "./dom.js";
+import { createApprovalCard, isPendingApproval, updateApprovalCard, waitsForApproval } from "./approvals.js";
+
+export { el } from "./dom.js";
 
 const GENERATING = MESSAGE_STATUS.GENERATING;
 
@@ -21,41 +26,11 @@ const RUN_ERROR_TITLES = {
   interrupted: "Interrupted",
 };
 
-export function el(tag, className, attrs) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (attrs) for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
-  return node;
-}
-
-function setText(node, text) {
-  if (node.textContent !== text) node.textContent = text;
-}
-
-function setAttr(node, name, value) {
-  if (value === null || value === undefined || value === false) {
-    if (node.hasAttribute(name)) node.removeAttribute(name);
-  } else if (node.getAttribute(name) !== String(value)) {
-    node.setAttribute(name, String(value));
-  }
-}
-
-/** Streaming text: append to one Text node when the new text extends the old one. */
-function setStreamText(node, text) {
-  let textNode = node.firstChild;
-  if (!textNode || textNode.nodeType !== 3 || node.childNodes.length !== 1) {
-    node.textContent = "";
-    textNode = node.appendChild(document.createTextNode(""));
-  }
-  const current = textNode.data;
-  if (current === text) return;
-  if (text.length > current.length && text.startsWith(current)) textNode.appendData(text.slice(current.length));
-  else textNode.data = text;
-}
-
 export class ChatView {
-  constructor(listEl) {
+  /** `onDecide(approvalId, "approve" | "deny")`: an approval card's button was pressed. */
+  constructor(listEl, { onDecide = () => {} } = {}) {
     this.list = listEl;
+    this.onDecide = onDecide;
     this.nodes = new Map(); // key -> {root, rev, ...parts}
     this.structureRev = -1;
     this.animate = false; // entrance animation for nodes created by this render
@@ -131,7 +106,7 @@ export class ChatView {
     const working = el("div", "working");
     const dots = el("span", "working__dots", { "aria-hidden": "true" });
     dots.append(el("span"), el("span"), el("span"));
-    const workingText = el("span", "working__text");
+    const workingText = el("span", "working__text", { "data-testid": "answer-status" });
     workingText.textContent = "Working…";
     working.append(dots, workingText);
     const answer = el("div", "answer", { "data-testid": "answer" });
@@ -143,7 +118,7 @@ export class ChatView {
     meta.append(usage, copy);
     body.append(head, tools, working, answer, errorSlot, meta);
     root.append(avatar, body);
-    const node = { root, body, badge, tools, toolNodes: new Map(), working, answer, errorSlot, errorEl: null, meta, usage, copy, stamp: "" };
+    const node = { root, body, badge, tools, toolNodes: new Map(), working, workingText, answer, errorSlot, errorEl: null, meta, usage, copy, stamp: "" };
     copy.addEventListener("click", () => copyText(node.answer.textContent, copy));
     return node;
   }
@@ -160,8 +135,13 @@ export class ChatView {
 
     this._renderTools(node, msg);
 
+    // The status line: "Working…" before anything shows, "Waiting for approval…" while a tool call waits.
     const toolBusy = msg.tools.some((t) => t.phase === "args" || t.phase === "running");
-    node.working.hidden = !(streaming && msg.text === "" && !toolBusy && !msg.error);
+    const waiting = streaming && waitsForApproval(msg);
+    node.working.hidden = !(waiting || (streaming && msg.text === "" && !toolBusy && !msg.error));
+    setText(node.workingText, waiting ? "Waiting for approval…" : "Working…");
+    setAttr(node.working, "data-kind", waiting ? "approval" : null);
+    setAttr(node.root, "data-waiting", waiting ? "approval" : null);
 
     setStreamText(node.answer, msg.text);
     node.answer.classList.toggle("is-streaming", streaming && msg.text !== "");
@@ -193,7 +173,7 @@ export class ChatView {
     const keep = new Set(msg.tools.map((t) => t.callId));
     for (const [callId, card] of node.toolNodes) {
       if (!keep.has(callId)) {
-        card.root.remove();
+        card.item.remove();
         node.toolNodes.delete(callId);
       }
     }
@@ -202,12 +182,13 @@ export class ChatView {
       let card = node.toolNodes.get(tool.callId);
       if (!card) {
         card = this._createTool();
-        if (this.animate) card.root.classList.add("is-new");
+        if (this.animate) card.item.classList.add("is-new");
         node.toolNodes.set(tool.callId, card);
       }
-      if (card.root !== cursor) node.tools.insertBefore(card.root, cursor);
+      if (card.item !== cursor) node.tools.insertBefore(card.item, cursor);
       else cursor = cursor.nextSibling;
       this._updateTool(card, tool);
+      this._updateApproval(card, tool);
     }
     node.tools.hidden = msg.tools.length === 0;
   }
@@ -229,15 +210,17 @@ export class ChatView {
     const resultPre = el("pre", "tool__pre");
     body.append(argsLabel, argsPre, resultLabel, resultPre);
     root.append(summary, body);
-    return { root, icon, state, name, args, outcome, outcomeEl: null, outcomeKind: "", argsPre, resultLabel, resultPre };
+    const item = el("div", "tool-item"); // the tool's card, and its approval card under it
+    item.append(root);
+    return { item, root, approval: null, icon, state, name, args, outcome, outcomeEl: null, outcomeKind: "", argsPre, resultLabel, resultPre };
   }
 
   _updateTool(card, tool) {
-    const kind = tool.error !== null ? "error" : tool.phase;
+    const kind = tool.error !== null ? "error" : isPendingApproval(tool.approval) ? "waiting" : tool.phase;
     setAttr(card.root, "data-tool-name", tool.name);
     setAttr(card.root, "data-call-id", tool.callId);
     setAttr(card.root, "data-state", kind);
-    setText(card.state, { args: "Preparing", running: "Running", done: "Done", error: "Failed", stopped: "Not finished" }[kind] || "");
+    setText(card.state, { args: "Preparing", running: "Running", waiting: "Waiting for approval", done: "Done", error: "Failed", stopped: "Not finished" }[kind] || "");
     setText(card.name, tool.name);
     setStreamText(card.args, tool.args);
     setStreamText(card.argsPre, prettyJsonText(tool.args) || " ");
@@ -271,6 +254,19 @@ export class ChatView {
     }
     card.resultLabel.hidden = card.resultPre.hidden = !outcomeKind;
     card.resultPre.classList.toggle("tool__pre--error", outcomeKind === "error");
+  }
+
+  _updateApproval(card, tool) {
+    if (!tool.approval) {
+      if (card.approval) card.approval.root.remove();
+      card.approval = null;
+      return;
+    }
+    if (!card.approval) {
+      card.approval = createApprovalCard((approvalId, choice) => this.onDecide(approvalId, choice));
+      card.item.append(card.approval.root);
+    }
+    updateApprovalCard(card.approval, tool.approval, tool.name);
   }
 }
 

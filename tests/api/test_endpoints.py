@@ -152,6 +152,7 @@ async def test_the_openapi_description_is_served_at_api_schema_with_the_event_st
     assert schema["openapi"].startswith("3.")
     paths = schema["paths"]
     assert set(paths) == {
+        "/api/approvals/{approval_id}",
         "/api/assistants",
         "/api/conversations/",
         "/api/conversations/{conversation_id}",

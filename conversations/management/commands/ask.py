@@ -39,6 +39,8 @@ NO_SUCH_ASSISTANT = "No assistant {assistant_id!r}; the assistants are: {known}.
 TOOL_STARTED = "→ {name} "
 TOOL_OUTPUT = "= {output}"
 TOOL_ERROR = "! {error}"
+APPROVAL_WAITING = "? {name} waits for approval: approve or deny it in a tab, or POST /api/approvals/{approval_id}"
+APPROVAL_RESOLVED = "  {decision}{by}"
 
 
 @dataclass
@@ -90,6 +92,14 @@ class TerminalRenderer:
             output = event["output"]
             shown = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False)
             self._emit(TOOL_OUTPUT.format(output=shown) + label + "\n")
+
+    def on_approval_requested(self, event: Event) -> None:
+        self._new_line()
+        self._emit(APPROVAL_WAITING.format(name=event["name"], approval_id=event["approval_id"]) + "\n")
+
+    def on_approval_resolved(self, event: Event) -> None:
+        by = f" by {event['by']}" if event["by"] else ""
+        self._emit(APPROVAL_RESOLVED.format(decision=event["decision"], by=by) + "\n")
 
     def on_token(self, event: Event) -> None:
         if self.open_call is not None:
