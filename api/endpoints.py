@@ -14,8 +14,8 @@ from typing import Annotated, Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.http import HttpRequest, StreamingHttpResponse
-from ninja import Header, NinjaAPI, Status
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from ninja import Header, NinjaAPI, Query, Status
 
 from api.auth import SessionCookieAuth, TokenAuth
 from api.errors import DUPLICATE, NOT_FOUND, ApiError, install_error_handlers, send_refused_error
@@ -26,12 +26,19 @@ from api.schemas import (
     ConversationDetailOut,
     ConversationIn,
     ConversationOut,
+    ConversationPatchIn,
     ErrorOut,
     MessageIn,
 )
 from api.sse import MEDIA_TYPE, event_stream_response
 from conversations import approvals, protocol
 from conversations.assistants import assistant_default_id, assistant_get, assistant_payload, assistant_registry
+from conversations.export import (
+    EXPORT_FORMATS,
+    conversation_export_data,
+    conversation_export_filename,
+    conversation_export_markdown,
+)
 from conversations.follow import EventId, follow_conversation, follow_run
 from conversations.models import Conversation, Message
 from conversations.selectors import (
@@ -40,8 +47,14 @@ from conversations.selectors import (
     message_list,
     message_payload,
 )
-from conversations.sending import SendOutcome, SendRefused, message_send
-from conversations.services import TOO_MANY_CONVERSATIONS, RateLimited, conversation_create
+from conversations.sending import SendOutcome, SendRefused, message_send, text_check
+from conversations.services import (
+    TOO_MANY_CONVERSATIONS,
+    BadTitle,
+    RateLimited,
+    conversation_create,
+    conversation_rename,
+)
 from conversations.watchdog import ensure_watchdog
 
 DESCRIPTION = """\
@@ -55,6 +68,8 @@ ending after `done`. Errors are JSON: `{"error": {"code": "...", "message": "...
 CONVERSATION_LIST_LIMIT = 100
 UNKNOWN_ASSISTANT = "No assistant {assistant!r} here; GET /api/assistants lists them."
 BAD_CONVERSATION_BODY = 'The body, when given, must be a JSON object: {"assistant": "..."}.'
+BAD_EXPORT_FORMAT = "Unknown export format {export_format!r}: use format=md or format=json."
+EXPORT_CONTENT_TYPES = {"md": "text/markdown; charset=utf-8", "json": "application/json"}
 SSE_EXAMPLE = (
     "event: run_started\nid: 3f2a…:1\n"
     'data: {"type":"run_started","run_id":"3f2a…","seq":1,"model":"offline-demo","user_message":{...}}\n\n'
@@ -119,10 +134,14 @@ async def assistants_list(request: HttpRequest) -> list[dict[str, Any]]:
     tags=["conversations"],
     operation_id="listConversations",
 )
-async def conversations_list(request: HttpRequest) -> list[dict[str, Any]]:
-    """The caller's conversations, most recently updated first (at most 100)."""
+async def conversations_list(
+    request: HttpRequest,
+    q: Annotated[str, Query(description="Words that the title or a message must all hold (any case).")] = "",
+) -> list[dict[str, Any]]:
+    """The caller's conversations, most recently updated first (at most 100); with `q`, those whose
+    title or messages hold every word of it."""
     conversations = await database_sync_to_async(conversation_list_recent)(
-        user=_user(request), limit=CONVERSATION_LIST_LIMIT
+        user=_user(request), limit=CONVERSATION_LIST_LIMIT, query=q
     )
     return [_conversation_out(c) for c in conversations]
 
@@ -171,6 +190,61 @@ async def conversations_detail(request: HttpRequest, conversation_id: int) -> di
     conversation = await _owned_conversation(request, conversation_id)
     messages = await database_sync_to_async(message_list)(conversation=conversation)
     return {**_conversation_out(conversation), "messages": [message_payload(m) for m in messages]}
+
+
+@api.patch(
+    "/conversations/{int:conversation_id}",
+    response={200: ConversationOut, (400, 401, 403, 404): ErrorOut},
+    tags=["conversations"],
+    operation_id="renameConversation",
+)
+async def conversations_rename(request: HttpRequest, conversation_id: int, payload: ConversationPatchIn) -> dict:
+    """Rename the conversation (`{"title": "..."}`, trimmed, 1 to 200 characters); automatic titles
+    leave it alone from then on. Refused with 400 `bad_request` for a blank, too long or unstorable title."""
+    conversation = await _owned_conversation(request, conversation_id)
+    try:
+        text_check(field="title", value=payload.title)
+        renamed = await database_sync_to_async(conversation_rename)(conversation=conversation, title=payload.title)
+    except SendRefused as refused:
+        raise send_refused_error(refused) from None
+    except BadTitle as bad:
+        raise ApiError(400, "bad_request", str(bad)) from None
+    return _conversation_out(renamed)
+
+
+@api.get(
+    "/conversations/{int:conversation_id}/export",
+    response={200: None, (400, 401, 404): ErrorOut},
+    tags=["conversations"],
+    operation_id="exportConversation",
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "A download (`Content-Disposition: attachment`): Markdown or JSON.",
+                "content": {"text/markdown": {"schema": {"type": "string"}}, "application/json": {"schema": {}}},
+            }
+        }
+    },
+)
+async def conversations_export(
+    request: HttpRequest,
+    conversation_id: int,
+    export_format: Annotated[str, Query(alias="format", description="md or json")] = "md",
+) -> HttpResponse:
+    """The conversation as a file: `format=md` (readable) or `format=json` (every stored field of its
+    messages, with tool steps and usage). 400 `bad_request` for another format."""
+    if export_format not in EXPORT_FORMATS:
+        raise ApiError(400, "bad_request", BAD_EXPORT_FORMAT.format(export_format=export_format))
+    conversation = await _owned_conversation(request, conversation_id)
+    if export_format == "json":
+        data = await database_sync_to_async(conversation_export_data)(conversation=conversation)
+        response: HttpResponse = JsonResponse(data, json_dumps_params={"indent": 2, "ensure_ascii": False})
+    else:
+        text = await database_sync_to_async(conversation_export_markdown)(conversation=conversation)
+        response = HttpResponse(text, content_type=EXPORT_CONTENT_TYPES["md"])
+    filename = conversation_export_filename(conversation=conversation, export_format=export_format)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 @api.post(

@@ -34,6 +34,12 @@ class ConversationIn(Schema):
     )
 
 
+class ConversationPatchIn(Schema):
+    """A new name for a conversation."""
+
+    title: str = Field(description="1 to 200 characters once trimmed.")
+
+
 class ApprovalIn(Schema):
     decision: str = Field(description="approve or deny")
 

@@ -19,6 +19,9 @@ class Conversation(models.Model):
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
     title = models.CharField(max_length=200, blank=True)
+    title_set_by_user = models.BooleanField(
+        default=False, help_text="The owner named it: automatic titles leave it alone."
+    )
     assistant_id = models.CharField(
         max_length=100,
         default=default_assistant_id,

@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils.crypto import constant_time_compare
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
@@ -36,9 +36,38 @@ def conversation_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Conversati
     )
 
 
-def conversation_list_recent(*, user: AbstractBaseUser, limit: int) -> list[Conversation]:
-    """The user's most recently updated conversations."""
-    return list(Conversation.objects.filter(owner=user).order_by("-updated", "-id")[:limit])
+def conversation_list_for_page(
+    *, user: AbstractBaseUser, query: str = "", open_id: int | None = None
+) -> QuerySet[Conversation]:
+    """The user's conversations as the pages list them: matching `query` (see `conversation_search`),
+    and without blank ones (no message, no title) other than the one open (`open_id`)."""
+    conversations = conversation_search(conversations=conversation_list_for_user(user=user), query=query)
+    return conversations.filter(Q(message_count__gt=0) | ~Q(title="") | Q(pk=open_id))
+
+
+def conversation_search(*, conversations: QuerySet[Conversation], query: str) -> QuerySet[Conversation]:
+    """Those of `conversations` whose title or a message holds every word of `query`, case-insensitively."""
+    for word in query.split():
+        in_messages = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=word)
+        conversations = conversations.filter(Q(title__icontains=word) | Exists(in_messages))
+    return conversations
+
+
+def conversation_empty_for_user(*, user: AbstractBaseUser, assistant_id: str) -> Conversation | None:
+    """The user's most recent blank conversation with `assistant_id` (no message, no title), if any."""
+    has_messages = Message.objects.filter(conversation=OuterRef("pk"))
+    return (
+        Conversation.objects.filter(owner=user, assistant_id=assistant_id, title="")
+        .exclude(Exists(has_messages))
+        .order_by("-updated", "-id")
+        .first()
+    )
+
+
+def conversation_list_recent(*, user: AbstractBaseUser, limit: int, query: str = "") -> list[Conversation]:
+    """The user's most recently updated conversations (those matching `query`, when given)."""
+    conversations = conversation_search(conversations=Conversation.objects.filter(owner=user), query=query)
+    return list(conversations.order_by("-updated", "-id")[:limit])
 
 
 def conversation_has_run(*, conversation: Conversation, run_id: str) -> bool:

@@ -18,10 +18,17 @@ TITLE_LENGTH = 60
 TOO_MANY_CONVERSATIONS = "You started {limit} conversations in the last hour; try again in {seconds} s."
 RUN_INTERRUPTED = "The server writing this answer stopped before it finished."
 RUN_NOT_STORED = "The answer could not be stored; what could be kept is shown. Send again to retry."
+TITLE_MAX_LENGTH = 200
+TITLE_EMPTY = "The 'title' must not be blank."
+TITLE_TOO_LONG = "The 'title' is longer than 200 characters."
 
 
 class RunBusy(Exception):
     """The conversation already has an answer being written."""
+
+
+class BadTitle(Exception):
+    """A title that may not be stored: blank, or too long."""
 
 
 class RateLimited(Exception):
@@ -74,6 +81,23 @@ def conversation_create(
 def conversation_delete(*, conversation: Conversation) -> None:
     """Delete a conversation and its messages."""
     conversation.delete()
+
+
+def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
+    """Name the conversation as its owner chose (trimmed); automatic titles leave it alone from now on.
+
+    Raises BadTitle when the trimmed title is blank or longer than 200 characters. Whether the text
+    can be stored at all is `conversations.sending.text_check`'s to say, before this.
+    """
+    title = " ".join(title.split())
+    if not title:
+        raise BadTitle(TITLE_EMPTY)
+    if len(title) > TITLE_MAX_LENGTH:
+        raise BadTitle(TITLE_TOO_LONG)
+    conversation.title = title
+    conversation.title_set_by_user = True
+    conversation.save(update_fields=["title", "title_set_by_user", "updated"])
+    return conversation
 
 
 def turn_start(

@@ -12,6 +12,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", views.signup, name="signup"),
     path("conversations/new/", views.conversation_new, name="conversation_new"),
+    path("conversations/search/", views.conversation_search_results, name="conversation_search"),
     path("conversations/<int:conversation_id>/", views.conversation_detail, name="conversation_detail"),
     path(
         "conversations/<int:conversation_id>/delete/",

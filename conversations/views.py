@@ -9,8 +9,9 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from conversations import protocol, runs
@@ -22,11 +23,16 @@ from conversations.assistants import (
     assistant_registry,
 )
 from conversations.models import Conversation
-from conversations.selectors import conversation_get_for_user, conversation_list_for_user
+from conversations.selectors import (
+    conversation_empty_for_user,
+    conversation_get_for_user,
+    conversation_list_for_page,
+)
 from conversations.services import TOO_MANY_CONVERSATIONS, RateLimited, conversation_create, conversation_delete
 from conversations.throttling import signup_throttle
 
 CONVERSATION_DELETED = "Conversation deleted."
+SEARCH_RESULTS_LIMIT = 50
 NO_SUCH_CONVERSATION = "No such conversation."
 
 
@@ -45,19 +51,24 @@ def signup(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def conversation_list(request: HttpRequest) -> HttpResponse:
-    """The user's conversations, newest first."""
-    conversations = conversation_list_for_user(user=request.user)
-    context = {"conversations": conversations, "assistants": _assistant_choices()}
+    """The user's conversations, newest first; with `?q=`, those holding every word of it."""
+    query = request.GET.get("q", "").strip()
+    conversations = conversation_list_for_page(user=request.user, query=query)
+    context = {"conversations": conversations, "assistants": _assistant_choices(), "query": query}
     return render(request, "conversations/conversation_list.html", context)
 
 
 @login_required
 @require_POST
 def conversation_new(request: HttpRequest) -> HttpResponse:
-    """Start an empty conversation and open it."""
+    """Open the user's empty conversation with the chosen assistant, or start one: a click on
+    "New chat" never leaves another empty conversation behind."""
     per_hour = settings.RATE_LIMIT_CONVERSATIONS_PER_HOUR
     chosen = request.POST.get("assistant", "")
     assistant_id = chosen if assistant_get(chosen) is not None else assistant_default_id()
+    empty = conversation_empty_for_user(user=request.user, assistant_id=assistant_id)
+    if empty is not None:
+        return redirect("conversation_detail", conversation_id=empty.pk)
     try:
         conversation = conversation_create(owner=request.user, assistant_id=assistant_id, per_hour=per_hour)
     except RateLimited as limited:
@@ -81,7 +92,7 @@ def conversation_detail(request: HttpRequest, conversation_id: int) -> HttpRespo
     }
     context = {
         "conversation": conversation,
-        "conversations": conversation_list_for_user(user=request.user),
+        "conversations": conversation_list_for_page(user=request.user, open_id=conversation.pk),
         "assistant": assistant,
         "assistants": _assistant_choices(),
         "model_name": model.display_name,
@@ -102,6 +113,21 @@ def conversation_remove(request: HttpRequest, conversation_id: int) -> HttpRespo
     group_send(protocol.group_name(conversation_id), protocol.conversation_deleted_message())
     messages.success(request, CONVERSATION_DELETED)
     return redirect("conversation_list")
+
+
+@login_required
+def conversation_search_results(request: HttpRequest) -> JsonResponse:
+    """The sidebar's search as the user types: `{"conversations": [{id, title, url}]}`, newest first."""
+    query = request.GET.get("q", "").strip()
+    open_id = request.GET.get("open", "")
+    conversations = conversation_list_for_page(
+        user=request.user, query=query, open_id=int(open_id) if open_id.isdigit() and len(open_id) < 19 else None
+    )
+    found = [
+        {"id": c.pk, "title": c.title or "New conversation", "url": reverse("conversation_detail", args=[c.pk])}
+        for c in conversations[:SEARCH_RESULTS_LIMIT]
+    ]
+    return JsonResponse({"conversations": found})
 
 
 def _assistant_choices() -> list[dict[str, str]]:

@@ -13,6 +13,7 @@ import { codePointLength } from "./helpers.js";
 import { waitsForApproval } from "./approvals.js";
 import { ChatView, noticeElement } from "./view.js";
 import { Connection, socketUrl } from "./connection.js";
+import { initSidebar } from "./sidebar.js";
 
 const STICK_TO_BOTTOM_PX = 96;
 const TITLE_LENGTH = 60;
@@ -121,7 +122,10 @@ export class ChatApp {
   // ---- rendering
 
   _afterModelChange() {
-    if (this.model.activeRunId === null) this.stopRequested = false;
+    if (this.model.activeRunId === null) {
+      this.stopRequested = false;
+      this._clearNotices("busy"); // "still answering": no longer true once the answer ends
+    }
     this._scheduleRender();
   }
 
@@ -152,7 +156,8 @@ export class ChatApp {
   }
 
   _updateCurrentLink() {
-    const link = this.dom.currentLink;
+    // Looked up on each render: the sidebar's rows may be redrawn after the page loaded.
+    const link = this.doc.querySelector('[data-testid="conversation-link"][aria-current="page"]');
     if (!link) return;
     const active = this.model.activeRunMessage;
     const waiting = !!active && waitsForApproval(active);
@@ -199,10 +204,11 @@ export class ChatApp {
     box.append(noticeElement(text, { code, sticky, link, onDismiss: () => this.dom.input.focus() }));
   }
 
-  _clearNotices() {
+  /** Remove the notices that are not sticky (only those of `code` when given). */
+  _clearNotices(code = "") {
     if (!this.dom.notices) return;
     for (const old of this.dom.notices.querySelectorAll('[data-testid="notice"]')) {
-      if (old.dataset.sticky !== "true") old.remove();
+      if (old.dataset.sticky !== "true" && (!code || old.dataset.code === code)) old.remove();
     }
   }
 
@@ -226,6 +232,15 @@ export class ChatApp {
       this._updateComposer();
     });
     stop.addEventListener("click", () => this.stop());
+    // Esc stops a running answer, from the composer or the page (not from inside a dialog).
+    this.doc.addEventListener("keydown", (e) => {
+      if (e.key !== "Escape" || e.defaultPrevented || e.isComposing || !this.model.activeRunId) return;
+      const target = e.target instanceof Element ? e.target : null;
+      if (target && target.closest("dialog, [role='dialog'], [role='alertdialog'], [aria-modal='true']")) return;
+      if (this.doc.querySelector("dialog[open]")) return;
+      e.preventDefault();
+      this.stop();
+    });
     this._autosize();
   }
 
@@ -285,6 +300,9 @@ export class ChatApp {
     if (!this.model.activeRunId || this.stopRequested) return;
     if (this.conn.send(stopFrame())) {
       this.stopRequested = true;
+      // The Stop button is disabled now and goes away when the run ends: focus goes to the composer.
+      const focused = this.doc.activeElement;
+      if (!focused || focused === this.dom.stop || focused === this.doc.body) this.dom.input.focus();
     } else {
       this._showNotice("Not connected: the run cannot be stopped until the connection is back.");
     }
@@ -354,6 +372,7 @@ function enhanceConfirmForms(doc) {
 
 function boot() {
   enhanceConfirmForms(document);
+  initSidebar(document);
   const configEl = document.getElementById("chat-config");
   if (!configEl) return;
   let config;

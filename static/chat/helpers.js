@@ -59,3 +59,59 @@ export function backoffDelay(attempt, random = Math.random) {
   const base = Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * 2 ** attempt);
   return Math.round(base / 2 + random() * (base / 2));
 }
+
+// ---- Markdown streaming: which part of an answer can change as more text arrives.
+
+const FENCE = /^\s*(`{3,}|~{3,})/;
+const LIST_ITEM = /^ {0,3}(?:[-+*]|\d{1,9}[.)])(?:[ \t]|$)/;
+const LINK_DEFINITION = /^ {0,3}\[[^\]\n]+\]:/m;
+
+/**
+ * Split Markdown source into top-level blocks that render the same apart as together, so a
+ * streaming answer re-renders only the block still being written and keeps the finished ones.
+ * This is not a Markdown parser (markdown-it parses each block): it only cuts at blank lines,
+ * never inside a fenced code block, never before an indented line (a list item's continuation
+ * or indented code) and never between two list items. When in doubt it does not cut: an
+ * answer with reference-style link definitions (which reach across blocks) is one block.
+ * Returns the blocks' source text, in order; joined with blank lines they give the answer back.
+ */
+export function splitMarkdownBlocks(text) {
+  if (!text) return [];
+  if (LINK_DEFINITION.test(text)) return [text];
+  const blocks = [];
+  let current = null; // {lines, list}
+  let fence = null; // {char, len} while inside a fenced code block
+  let blanks = 0; // blank lines seen since the current block's last line
+  for (const line of text.split("\n")) {
+    if (fence) {
+      current.lines.push(line);
+      const close = /^\s*(`{3,}|~{3,})\s*$/.exec(line);
+      if (close && close[1][0] === fence.char && close[1].length >= fence.len) fence = null;
+      continue;
+    }
+    if (line.trim() === "") {
+      if (current) blanks++;
+      continue;
+    }
+    const isItem = LIST_ITEM.test(line);
+    const continues =
+      current !== null && (blanks === 0 || /^[ \t]/.test(line) || (isItem && current.list));
+    if (continues) {
+      for (; blanks > 0; blanks--) current.lines.push("");
+    } else {
+      if (current) blocks.push(current.lines.join("\n"));
+      current = { lines: [], list: isItem };
+      blanks = 0;
+    }
+    current.lines.push(line);
+    if (isItem) current.list = true;
+    const open = FENCE.exec(line);
+    if (open) {
+      const rest = line.slice(line.indexOf(open[1]) + open[1].length);
+      // A backtick fence's info string has no backtick; "```x```" on one line is inline code.
+      if (open[1][0] === "~" || !rest.includes("`")) fence = { char: open[1][0], len: open[1].length };
+    }
+  }
+  if (current) blocks.push(current.lines.join("\n"));
+  return blocks;
+}

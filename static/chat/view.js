@@ -1,13 +1,15 @@
 // Agent Chat: DOM rendering of a ChatModel (model.js).
 //
 // ChatView keeps one node per message (by key) and updates only what changed.
-// Text-only rendering: createElement + textContent, never innerHTML, so model
-// output and user text are never parsed as HTML. A tool call waiting for a
-// person's approval gets an approval card under its card (approvals.js).
+// User messages, tool arguments and results are text: createElement + textContent,
+// never innerHTML. The assistant's answer is Markdown (markdown.js: markdown-it with raw
+// HTML off, sanitised by DOMPurify), re-rendered block by block as it streams. A tool call
+// waiting for a person's approval gets an approval card under its card (approvals.js).
 
 import { MESSAGE_STATUS } from "./protocol.js";
 import { prettyJsonText, resultText, usageText } from "./helpers.js";
 import { el, setAttr, setStreamText, setText } from "./dom.js";
+import { MarkdownView } from "./markdown.js";
 import { createApprovalCard, isPendingApproval, updateApprovalCard, waitsForApproval } from "./approvals.js";
 
 export { el } from "./dom.js";
@@ -109,7 +111,7 @@ export class ChatView {
     const workingText = el("span", "working__text", { "data-testid": "answer-status" });
     workingText.textContent = "Working…";
     working.append(dots, workingText);
-    const answer = el("div", "answer", { "data-testid": "answer" });
+    const answer = el("div", "answer md", { "data-testid": "answer" });
     const errorSlot = el("div", "run-error-slot");
     const meta = el("div", "msg__meta");
     const usage = el("span", "msg__usage");
@@ -118,8 +120,13 @@ export class ChatView {
     meta.append(usage, copy);
     body.append(head, tools, working, answer, errorSlot, meta);
     root.append(avatar, body);
-    const node = { root, body, badge, tools, toolNodes: new Map(), working, workingText, answer, errorSlot, errorEl: null, meta, usage, copy, stamp: "" };
-    copy.addEventListener("click", () => copyText(node.answer.textContent, copy));
+    const node = { root, body, badge, tools, toolNodes: new Map(), working, workingText, answer, markdown: new MarkdownView(answer), text: "", errorSlot, errorEl: null, meta, usage, copy, stamp: "" };
+    copy.addEventListener("click", () => copyText(node.text, copy)); // the answer's Markdown source
+    answer.addEventListener("click", (e) => {
+      const button = e.target instanceof Element ? e.target.closest(".codeblock__copy") : null;
+      const code = button && button.closest(".codeblock")?.querySelector("pre code");
+      if (code) copyText(code.textContent.replace(/\n$/, ""), button); // the fence's text, no trailing newline
+    });
     return node;
   }
 
@@ -143,7 +150,8 @@ export class ChatView {
     setAttr(node.working, "data-kind", waiting ? "approval" : null);
     setAttr(node.root, "data-waiting", waiting ? "approval" : null);
 
-    setStreamText(node.answer, msg.text);
+    node.text = msg.text;
+    node.markdown.update(msg.text);
     node.answer.classList.toggle("is-streaming", streaming && msg.text !== "");
     node.answer.classList.toggle("is-empty", msg.text === "");
 

@@ -156,6 +156,7 @@ async def test_the_openapi_description_is_served_at_api_schema_with_the_event_st
         "/api/assistants",
         "/api/conversations/",
         "/api/conversations/{conversation_id}",
+        "/api/conversations/{conversation_id}/export",
         "/api/conversations/{conversation_id}/messages",
         "/api/conversations/{conversation_id}/stream",
     }
