@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 from typing import Annotated, Any
 
 from channels.db import database_sync_to_async
@@ -28,6 +29,8 @@ from api.schemas import (
     ConversationOut,
     ConversationPatchIn,
     ErrorOut,
+    FeedbackIn,
+    FeedbackOut,
     MessageIn,
 )
 from api.sse import MEDIA_TYPE, event_stream_response
@@ -44,16 +47,21 @@ from conversations.models import Conversation, Message
 from conversations.selectors import (
     conversation_get_for_user,
     conversation_list_recent,
+    feedback_payload,
+    message_get_for_user,
     message_list,
     message_payload,
 )
 from conversations.sending import SendOutcome, SendRefused, message_send, text_check
 from conversations.services import (
     TOO_MANY_CONVERSATIONS,
+    AnswerGenerating,
+    BadFeedback,
     BadTitle,
     RateLimited,
     conversation_create,
     conversation_rename,
+    feedback_set,
 )
 from conversations.watchdog import ensure_watchdog
 
@@ -69,6 +77,8 @@ CONVERSATION_LIST_LIMIT = 100
 UNKNOWN_ASSISTANT = "No assistant {assistant!r} here; GET /api/assistants lists them."
 BAD_CONVERSATION_BODY = 'The body, when given, must be a JSON object: {"assistant": "..."}.'
 BAD_EXPORT_FORMAT = "Unknown export format {export_format!r}: use format=md or format=json."
+BAD_FEEDBACK_BODY = 'The body must be a JSON object: {"rating": 1 or -1, "comment": "..."}.'
+NO_SUCH_MESSAGE = "No such message."
 EXPORT_CONTENT_TYPES = {"md": "text/markdown; charset=utf-8", "json": "application/json"}
 SSE_EXAMPLE = (
     "event: run_started\nid: 3f2a…:1\n"
@@ -336,6 +346,52 @@ async def approvals_decide(request: HttpRequest, approval_id: str, payload: Appr
         raise ApiError(409, protocol.ALREADY_DECIDED, message) from None
     await approvals.approval_decided_notify(conversation_id=approval.conversation_id, approval_id=approval_id)
     return approvals.approval_payload(approval)
+
+
+@api.post(
+    "/messages/{int:message_id}/feedback",
+    response={200: FeedbackOut, (400, 401, 403, 404, 409): ErrorOut},
+    tags=["conversations"],
+    operation_id="setFeedback",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": FeedbackIn.model_json_schema()}}}
+    },
+)
+async def feedback_send(request: HttpRequest, message_id: int) -> dict[str, Any]:
+    """Rate one of your answers: thumbs up (`1`) or down (`-1`), with an optional comment (at most
+    2,000 characters). Sending again replaces the earlier rating and comment.
+
+    Refused with 400 `bad_request` (a bad rating or comment, or a message that is not an answer),
+    404 when the message is not in one of your conversations, 409 `busy` while the answer is being written.
+    """
+    body = _feedback_body(request)
+    message = await database_sync_to_async(message_get_for_user)(user=_user(request), message_id=message_id)
+    if message is None:
+        raise ApiError(404, "not_found", NO_SUCH_MESSAGE)
+    store = database_sync_to_async(feedback_set)
+    try:
+        if isinstance(body.get("comment"), str):
+            text_check(field="comment", value=body["comment"])
+        feedback = await store(
+            message=message, user=_user(request), rating=body.get("rating"), comment=body.get("comment")
+        )
+    except SendRefused as refused:
+        raise send_refused_error(refused) from None
+    except BadFeedback as bad:
+        raise ApiError(400, "bad_request", str(bad)) from None
+    except AnswerGenerating as generating:
+        raise ApiError(409, protocol.BUSY, str(generating)) from None
+    return {"message_id": message.pk, **feedback_payload(feedback)}
+
+
+def _feedback_body(request: HttpRequest) -> dict[str, Any]:
+    try:
+        body = json.loads(request.body)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", BAD_FEEDBACK_BODY)
+    return body
 
 
 def _chosen_assistant(request: HttpRequest) -> str | None:

@@ -59,6 +59,23 @@ class AssistantOut(Schema):
     model: str = Field(description="The model that answers for it (`offline-demo` without an API key).")
 
 
+class FeedbackIn(Schema):
+    """Thumbs up or down on an answer, with an optional comment; sending again replaces it."""
+
+    rating: int = Field(description="1 (thumbs up) or -1 (thumbs down).")
+    comment: str = Field(default="", description="Optional, at most 2,000 characters once trimmed.")
+
+
+class MessageFeedbackOut(Schema):
+    rating: int = Field(description="1 (thumbs up) or -1 (thumbs down).")
+    comment: str
+    updated: datetime
+
+
+class FeedbackOut(MessageFeedbackOut):
+    message_id: int
+
+
 class MessageOut(Schema):
     """A stored message, as the chat page receives it in a snapshot."""
 
@@ -73,6 +90,7 @@ class MessageOut(Schema):
     model: str
     error: str
     created: datetime
+    feedback: MessageFeedbackOut | None = Field(description="The owner's rating of an answer; null when none.")
 
 
 class ConversationDetailOut(ConversationOut):

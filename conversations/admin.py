@@ -66,6 +66,7 @@ class ConversationAdmin(ReadOnlyAdmin):
         admin_filters.AnswerStatusFilter,
         admin_filters.ToolUsedFilter,
         admin_filters.ToolErrorFilter,
+        admin_filters.FeedbackFilter,
         LastStatusFilter,
         "created",
     )

@@ -16,7 +16,7 @@ from django.db.models.functions import Cast
 from django.http import HttpRequest
 from django.utils.text import smart_split, unescape_string_literal
 
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Feedback, Message
 from conversations.review import assistant_name
 
 TOOL_NAMES_SCANNED = 2000
@@ -159,6 +159,28 @@ class ToolErrorFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if self.value() == "yes":
             return queryset.filter(conversations_with_message(steps_text_contains({'"error": "'}), steps=True))
+        return queryset
+
+
+class FeedbackFilter(admin.SimpleListFilter):
+    """Conversations whose owner rated an answer: thumbs down, thumbs up, or with a comment."""
+
+    title = "feedback"
+    parameter_name = "feedback"
+    kinds = {
+        "down": ("a thumbs down", Q(rating=Feedback.Rating.DOWN)),
+        "up": ("a thumbs up", Q(rating=Feedback.Rating.UP)),
+        "comment": ("a comment", ~Q(comment="")),
+    }
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(value, label) for value, (label, _query) in self.kinds.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() in self.kinds:
+            _label, query = self.kinds[self.value()]
+            rated = Feedback.objects.filter(query, message__conversation=OuterRef("pk"), user=OuterRef("owner"))
+            return queryset.filter(Exists(rated))
         return queryset
 
 

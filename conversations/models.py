@@ -93,6 +93,32 @@ class Message(models.Model):
         return f"{self.role} #{self.pk} ({self.status})"
 
 
+class Feedback(models.Model):
+    """The owner's thumbs up or down on an answer, with an optional comment; changeable, one per user."""
+
+    class Rating(models.IntegerChoices):
+        UP = 1, "👍"
+        DOWN = -1, "👎"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="feedback")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    rating = models.SmallIntegerField(choices=Rating.choices)
+    comment = models.TextField(blank=True, max_length=2000)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated", "-id"]
+        verbose_name_plural = "feedback"
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user"], name="feedback_one_per_message_per_user"),
+            models.CheckConstraint(condition=Q(rating__in=[1, -1]), name="feedback_rating_up_or_down"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_rating_display()} on message {self.message_id}"
+
+
 class ToolApproval(models.Model):
     """A tool call that waited for a person: what was asked, and who decided what, when."""
 

@@ -2,7 +2,8 @@
 
 Each turn is one stored message. An answer carries its tool steps (with the approval each needed,
 and who decided), its rendered Markdown, its model, usage and timing. The view is built from
-these turns only, so what a turn shows can grow (branches, feedback) without the page changing shape.
+these turns only, so what a turn shows can grow (branches) without the page changing shape. An answer
+also carries its owner's feedback (thumbs up or down, and the comment).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Prefetch
 from django.utils.safestring import SafeString
 
 from conversations.assistants import assistant_get
 from conversations.markdown import markdown_to_html
-from conversations.models import Conversation, Message, ToolApproval, TranscriptRead
+from conversations.models import Conversation, Feedback, Message, ToolApproval, TranscriptRead
 
 PREVIEW_CHARS = 160
 WAITING = "waiting"
@@ -56,6 +58,8 @@ class TurnView:
     message: Message
     steps: tuple[StepView, ...] = ()
     answer_html: SafeString | None = None
+    feedback: Feedback | None = None
+    """The conversation owner's thumbs up or down on this answer, with their comment."""
 
     @property
     def is_answer(self) -> bool:
@@ -95,13 +99,16 @@ class TranscriptTotals:
     errors: int
     stopped: int
     interrupted: int
+    thumbs_up: int
+    thumbs_down: int
     tools: tuple[str, ...]
     models: tuple[str, ...]
 
 
 def transcript_turns(*, conversation: Conversation) -> list[TurnView]:
     """The conversation's messages, oldest first, ready to read."""
-    messages = list(conversation.messages.all())
+    owners_feedback = Prefetch("feedback", queryset=Feedback.objects.filter(user_id=conversation.owner_id))
+    messages = list(conversation.messages.prefetch_related(owners_feedback))
     approvals = list(ToolApproval.objects.filter(conversation=conversation).select_related("decided_by"))
     return [_turn(message, [a for a in approvals if a.message_id == message.pk]) for message in messages]
 
@@ -118,6 +125,8 @@ def transcript_totals(turns: list[TurnView]) -> TranscriptTotals:
         errors=statuses.count(Message.Status.ERROR),
         stopped=statuses.count(Message.Status.CANCELLED),
         interrupted=statuses.count(Message.Status.INTERRUPTED),
+        thumbs_up=sum(1 for t in answers if t.feedback and t.feedback.rating == Feedback.Rating.UP),
+        thumbs_down=sum(1 for t in answers if t.feedback and t.feedback.rating == Feedback.Rating.DOWN),
         tools=tuple(dict.fromkeys(step.name for t in answers for step in t.steps)),
         models=tuple(dict.fromkeys(t.message.model for t in answers if t.message.model)),
     )
@@ -152,7 +161,10 @@ def _turn(message: Message, approvals: list[ToolApproval]) -> TurnView:
     views = [_step(step, by_id, by_call) for step in steps]
     shown = {view.call_id for view in views}
     views += [_waiting_step(a) for a in approvals if a.call_id not in shown]
-    return TurnView(message=message, steps=tuple(views), answer_html=markdown_to_html(message.content))
+    feedback = next(iter(message.feedback.all()), None)
+    return TurnView(
+        message=message, steps=tuple(views), answer_html=markdown_to_html(message.content), feedback=feedback
+    )
 
 
 def _step(step: dict[str, Any], by_id: dict[str, ToolApproval], by_call: dict[str, ToolApproval]) -> StepView:

@@ -10,11 +10,11 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils.crypto import constant_time_compare
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Feedback, Message
 
 CONCURRENT_RETRY_SECONDS = 5
 
@@ -89,10 +89,32 @@ def answer_for_client_id(*, conversation: Conversation, client_id: str) -> tuple
 
 
 def message_list(*, conversation: Conversation, limit: int | None = None) -> list[Message]:
-    """The messages of a conversation, oldest first: all, or the last `limit`."""
+    """The messages of a conversation, oldest first: all, or the last `limit`, with the owner's feedback."""
+    owners_feedback = Prefetch("feedback", queryset=Feedback.objects.filter(user_id=conversation.owner_id))
+    messages = conversation.messages.prefetch_related(owners_feedback)
     if limit is None:
-        return list(conversation.messages.all())
-    return list(reversed(conversation.messages.order_by("-created", "-id")[:limit]))
+        return list(messages.all())
+    return list(reversed(messages.order_by("-created", "-id")[:limit]))
+
+
+def message_get_for_user(*, user: AbstractBaseUser, message_id: int) -> Message | None:
+    """The message if it is in a conversation `user` owns, else None."""
+    if not user.is_authenticated:
+        return None
+    return Message.objects.filter(pk=message_id, conversation__owner=user).select_related("conversation").first()
+
+
+def feedback_payload(feedback: Feedback | None) -> dict[str, Any] | None:
+    """Feedback as the page and the API show it, or None."""
+    if feedback is None:
+        return None
+    return {"rating": feedback.rating, "comment": feedback.comment, "updated": feedback.updated.isoformat()}
+
+
+def message_feedback(message: Message) -> Feedback | None:
+    """The conversation owner's feedback on `message` (prefetched by `message_list`), if any."""
+    owner_id = message.conversation.owner_id
+    return next((f for f in message.feedback.all() if f.user_id == owner_id), None)
 
 
 def message_payload(message: Message) -> dict[str, Any]:
@@ -109,6 +131,7 @@ def message_payload(message: Message) -> dict[str, Any]:
         "model": message.model,
         "error": message.error,
         "created": message.created.isoformat(),
+        "feedback": feedback_payload(message_feedback(message)) if message.role == Message.Role.ASSISTANT else None,
     }
 
 

@@ -11,7 +11,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 
 from agent_runtime.report import RunReport
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Feedback, Message
 from conversations.selectors import conversation_retry_after, user_retry_after
 
 TITLE_LENGTH = 60
@@ -21,6 +21,12 @@ RUN_NOT_STORED = "The answer could not be stored; what could be kept is shown. S
 TITLE_MAX_LENGTH = 200
 TITLE_EMPTY = "The 'title' must not be blank."
 TITLE_TOO_LONG = "The 'title' is longer than 200 characters."
+FEEDBACK_COMMENT_MAX_LENGTH = 2000
+FEEDBACK_BAD_RATING = "The 'rating' must be 1 (thumbs up) or -1 (thumbs down)."
+FEEDBACK_BAD_COMMENT = "The 'comment' must be a string."
+FEEDBACK_COMMENT_TOO_LONG = "The 'comment' is longer than 2,000 characters."
+FEEDBACK_NOT_ANSWER = "Only the assistant's answers can be rated."
+FEEDBACK_GENERATING = "This answer is still being written; rate it once it has finished."
 
 
 class RunBusy(Exception):
@@ -29,6 +35,15 @@ class RunBusy(Exception):
 
 class BadTitle(Exception):
     """A title that may not be stored: blank, or too long."""
+
+
+class BadFeedback(Exception):
+    """Feedback that may not be stored: a rating other than 1 or -1, a bad or too long comment, or
+    a message that is not an answer."""
+
+
+class AnswerGenerating(Exception):
+    """The answer is still being written: it cannot be rated yet."""
 
 
 class RateLimited(Exception):
@@ -98,6 +113,34 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
     conversation.title_set_by_user = True
     conversation.save(update_fields=["title", "title_set_by_user", "updated"])
     return conversation
+
+
+def feedback_set(*, message: Message, user: AbstractBaseUser, rating: object, comment: object = "") -> Feedback:
+    """Store `user`'s rating (1 or -1) and comment (trimmed, at most 2,000 characters) on the answer
+    `message`, replacing what they said about it before.
+
+    Raises BadFeedback, and AnswerGenerating while the answer is being written. Ownership is the
+    caller's to check (`selectors.message_get_for_user`); whether the comment can be stored at all
+    is `conversations.sending.text_check`'s to say, before this.
+    """
+    if type(rating) is not int or rating not in Feedback.Rating.values:
+        raise BadFeedback(FEEDBACK_BAD_RATING)
+    if comment is None:
+        comment = ""
+    if not isinstance(comment, str):
+        raise BadFeedback(FEEDBACK_BAD_COMMENT)
+    comment = comment.strip()
+    if len(comment) > FEEDBACK_COMMENT_MAX_LENGTH:
+        raise BadFeedback(FEEDBACK_COMMENT_TOO_LONG)
+    if message.role != Message.Role.ASSISTANT:
+        raise BadFeedback(FEEDBACK_NOT_ANSWER)
+    with transaction.atomic():
+        if Message.objects.filter(pk=message.pk, status=Message.Status.GENERATING).exists():
+            raise AnswerGenerating(FEEDBACK_GENERATING)
+        feedback, _created = Feedback.objects.update_or_create(
+            message=message, user=user, defaults={"rating": rating, "comment": comment}
+        )
+    return feedback
 
 
 def turn_start(

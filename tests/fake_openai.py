@@ -367,11 +367,12 @@ class FakeOpenAI:
                     self._note_disconnect()
                 return False
             writer.write(b"0\r\n\r\n")
+            # Counted before the drain: a client can read the end (and a test check the count) before it returns.
+            with self._lock:
+                self.completed_streams += 1
             await writer.drain()
         except ConnectionError:
             return self._note_disconnect()
-        with self._lock:
-            self.completed_streams += 1
         return True
 
     def _note_disconnect(self) -> bool:

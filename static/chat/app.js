@@ -52,7 +52,10 @@ export class ChatApp {
     };
     const root = $("[data-chat-root]");
     this.listUrl = (root && root.dataset.listUrl) || "/";
-    this.view = new ChatView(this.dom.list, { onDecide: (approvalId, choice) => this.decide(approvalId, choice) });
+    this.view = new ChatView(this.dom.list, {
+      onDecide: (approvalId, choice) => this.decide(approvalId, choice),
+      conversationUrl: (root && root.dataset.conversationApi) || "",
+    });
     this.conn = new Connection({
       url: socketUrl(config),
       model: this.model,

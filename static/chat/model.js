@@ -43,6 +43,7 @@ function newMessage(key, role) {
     toolsUsed: [],
     model: "",
     error: null, // {code, message}
+    feedback: null, // {rating: 1 | -1, comment, updated}: the stored feedback (snapshots only)
     created: "",
     pending: false, // optimistic user message, not yet stored by the server
     rev: nextRev(),
@@ -83,6 +84,7 @@ function messageFromStored(m) {
   msg.created = m.created || "";
   msg.usage = m.usage && typeof m.usage === "object" ? m.usage : {};
   msg.error = m.error ? { code: "", message: String(m.error) } : null;
+  msg.feedback = m.feedback && typeof m.feedback === "object" ? m.feedback : null;
   msg.tools = Array.isArray(m.tool_steps) ? m.tool_steps.map((s) => toolFromStored(s || {}, msg.status)) : [];
   return msg;
 }

@@ -10,6 +10,7 @@ import { MESSAGE_STATUS } from "./protocol.js";
 import { prettyJsonText, resultText, usageText } from "./helpers.js";
 import { el, setAttr, setStreamText, setText } from "./dom.js";
 import { MarkdownView } from "./markdown.js";
+import { FeedbackBar } from "./feedback.js";
 import { createApprovalCard, isPendingApproval, updateApprovalCard, waitsForApproval } from "./approvals.js";
 
 export { el } from "./dom.js";
@@ -29,10 +30,12 @@ const RUN_ERROR_TITLES = {
 };
 
 export class ChatView {
-  /** `onDecide(approvalId, "approve" | "deny")`: an approval card's button was pressed. */
-  constructor(listEl, { onDecide = () => {} } = {}) {
+  /** `onDecide(approvalId, "approve" | "deny")`: an approval card's button was pressed;
+   * `conversationUrl`: the conversation in the API, for the answers' feedback (feedback.js). */
+  constructor(listEl, { onDecide = () => {}, conversationUrl = "" } = {}) {
     this.list = listEl;
     this.onDecide = onDecide;
+    this.conversationUrl = conversationUrl;
     this.nodes = new Map(); // key -> {root, rev, ...parts}
     this.structureRev = -1;
     this.animate = false; // entrance animation for nodes created by this render
@@ -117,10 +120,11 @@ export class ChatView {
     const usage = el("span", "msg__usage");
     const copy = el("button", "msg__copy", { type: "button" });
     copy.textContent = "Copy";
-    meta.append(usage, copy);
-    body.append(head, tools, working, answer, errorSlot, meta);
+    const feedback = new FeedbackBar(this.conversationUrl);
+    meta.append(usage, copy, feedback.root);
+    body.append(head, tools, working, answer, errorSlot, meta, feedback.note, feedback.form);
     root.append(avatar, body);
-    const node = { root, body, badge, tools, toolNodes: new Map(), working, workingText, answer, markdown: new MarkdownView(answer), text: "", errorSlot, errorEl: null, meta, usage, copy, stamp: "" };
+    const node = { root, body, badge, tools, toolNodes: new Map(), working, workingText, answer, markdown: new MarkdownView(answer), text: "", errorSlot, errorEl: null, meta, usage, copy, feedback, stamp: "" };
     copy.addEventListener("click", () => copyText(node.text, copy)); // the answer's Markdown source
     answer.addEventListener("click", (e) => {
       const button = e.target instanceof Element ? e.target.closest(".codeblock__copy") : null;
@@ -174,7 +178,11 @@ export class ChatView {
     setText(node.usage, streaming ? "" : usageText(msg));
     setAttr(node.usage, "title", msg.model ? `Answered by ${msg.model}` : null);
     node.copy.hidden = streaming || msg.text === "";
-    node.meta.hidden = streaming || (node.usage.textContent === "" && node.copy.hidden);
+    node.feedback.update(msg);
+    const rateable = !streaming && msg.status !== GENERATING && node.feedback.rateable;
+    node.feedback.root.hidden = !rateable;
+    if (!rateable) node.feedback.form.hidden = node.feedback.note.hidden = true;
+    node.meta.hidden = streaming || (node.usage.textContent === "" && node.copy.hidden && !rateable);
   }
 
   _renderTools(node, msg) {

@@ -159,6 +159,7 @@ async def test_the_openapi_description_is_served_at_api_schema_with_the_event_st
         "/api/conversations/{conversation_id}/export",
         "/api/conversations/{conversation_id}/messages",
         "/api/conversations/{conversation_id}/stream",
+        "/api/messages/{message_id}/feedback",
     }
     for path, method in [
         ("/api/conversations/{conversation_id}/messages", "post"),
