@@ -99,17 +99,18 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         """Approve or deny a waiting tool call; only this tab hears what went wrong."""
         approval_id, decision = frame.get("approval_id"), frame.get("decision")
         if not isinstance(approval_id, str) or decision not in approvals.DECISIONS:
-            await self.send_error(protocol.BAD_REQUEST, approvals.BAD_DECISION)
+            await self.send_error(protocol.BAD_REQUEST, approvals.BAD_DECISION, approval_id=approval_id)
             return
         try:
             await database_sync_to_async(approvals.approval_decide)(
                 approval_id=approval_id, user=self.scope["user"], decision=decision
             )
         except approvals.ApprovalNotFound:
-            await self.send_error(protocol.BAD_REQUEST, approvals.NO_SUCH_APPROVAL)
+            await self.send_error(protocol.BAD_REQUEST, approvals.NO_SUCH_APPROVAL, approval_id=approval_id)
             return
         except approvals.AlreadyDecided as decided:
-            await self.send_error(protocol.ALREADY_DECIDED, approvals.ALREADY_DECIDED.format(decision=decided.decision))
+            message = approvals.ALREADY_DECIDED.format(decision=decided.decision)
+            await self.send_error(protocol.ALREADY_DECIDED, message, approval_id=approval_id)
             return
         await approvals.approval_decided_notify(conversation_id=self.conversation.pk, approval_id=approval_id)
 
@@ -177,7 +178,17 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         )
 
     async def send_error(
-        self, code: str, message: str, *, client_id: Any = None, retry_after: int | None = None
+        self,
+        code: str,
+        message: str,
+        *,
+        client_id: Any = None,
+        retry_after: int | None = None,
+        approval_id: Any = None,
     ) -> None:
-        """An error for this tab only (not part of any run); names the refused send's `client_id`."""
-        await self.send(text_data=protocol.error_frame(code, message, client_id=client_id, retry_after=retry_after))
+        """An error for this tab only (not part of any run); names the refused send's `client_id`, or
+        the refused decision's `approval_id`."""
+        frame = protocol.error_frame(
+            code, message, client_id=client_id, retry_after=retry_after, approval_id=approval_id
+        )
+        await self.send(text_data=frame)

@@ -89,11 +89,16 @@ def snapshot_frame(*, messages: list[dict[str, Any]], active_run: dict[str, Any]
     return {"type": SERVER_SNAPSHOT, "messages": messages, "active_run": active_run}
 
 
-def error_frame(code: str, message: str, *, client_id: Any = None, retry_after: int | None = None) -> str:
-    """A direct error for one socket, as JSON text; names the refused send's `client_id`."""
+def error_frame(
+    code: str, message: str, *, client_id: Any = None, retry_after: int | None = None, approval_id: Any = None
+) -> str:
+    """A direct error for one socket, as JSON text; names the refused send's `client_id`, or the
+    `approval_id` of a refused decision (so the page can offer the choice again)."""
     frame: dict[str, Any] = {"type": SERVER_ERROR, "code": code, "message": message}
     if retry_after is not None:
         frame["retry_after"] = retry_after
+    if isinstance(approval_id, str) and approval_id:
+        frame["approval_id"] = approval_id[:MAX_CLIENT_ID_ECHO]
     if isinstance(client_id, str) and client_id:
         frame["client_id"] = client_id[:MAX_CLIENT_ID_ECHO]
     return json.dumps(frame)

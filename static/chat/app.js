@@ -99,8 +99,13 @@ export class ChatApp {
     const code = String(frame.code || "error");
     // already_decided answers an `approval` frame (someone else decided first, or it expired):
     // the approval_resolved every tab gets updates the card; nothing goes back to the composer.
+    // An error naming an approval_id refused that decision: offer the choice again.
+    const refusedDecision = typeof frame.approval_id === "string";
+    if (refusedDecision) this.model.forgetSentDecision(frame.approval_id);
     const rejects =
-      code !== DIRECT_ERROR.ALREADY_DECIDED && (SEND_REJECTION_CODES.includes(code) || typeof frame.client_id === "string");
+      !refusedDecision &&
+      code !== DIRECT_ERROR.ALREADY_DECIDED &&
+      (SEND_REJECTION_CODES.includes(code) || typeof frame.client_id === "string");
     const entry = rejects ? this.model.rejectSend(frame) : null;
     if (entry) this._restoreDraft(entry.content);
     this._showNotice(String(frame.message || "The server refused that request."), { code });

@@ -336,6 +336,15 @@ export class ChatModel {
     return frame;
   }
 
+  /** The server refused the decision sent for `approvalId`: let the person decide again. */
+  forgetSentDecision(approvalId) {
+    const found = findApproval(this.messages, approvalId);
+    this.sentDecisions.delete(approvalId);
+    if (!found || !found.tool.approval.sent) return;
+    found.tool.approval.sent = null;
+    this._touch(found.msg);
+  }
+
   /** Decisions sent may be lost with their socket: let the person decide again. True when any. */
   forgetSentDecisions() {
     if (this.sentDecisions.size === 0) return false;

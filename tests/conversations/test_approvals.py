@@ -189,6 +189,7 @@ async def test_the_first_decision_wins_the_second_is_already_decided_on_socket_a
     )
 
     assert (error["code"], error["message"]) == ("already_decided", ALREADY_DECIDED.format(decision="denied"))
+    assert error["approval_id"] == request["approval_id"]
     assert over_http.status_code == 409
     assert over_http.json()["error"] == {"code": "already_decided", "message": error["message"]}
     assert await database_sync_to_async(refunded)(alice) == []
@@ -272,5 +273,6 @@ async def test_a_malformed_or_unknown_approval_frame_is_a_bad_request(refunds, c
     await tab.send({"type": "approval", "approval_id": "nope", "decision": "maybe"})
     malformed = (await tab.receive_until(lambda f: f["type"] == "error"))[-1]
 
-    assert (unknown["code"], unknown["message"]) == ("bad_request", NO_SUCH_APPROVAL)
-    assert malformed["code"] == "bad_request"
+    assert (unknown["code"], unknown["message"], unknown["approval_id"]) == ("bad_request", NO_SUCH_APPROVAL, "nope")
+    assert (malformed["code"], malformed["approval_id"]) == ("bad_request", "nope")  # the page offers the choice again
+    assert "client_id" not in unknown  # not a refused send: nothing goes back into the composer

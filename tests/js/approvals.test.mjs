@@ -272,3 +272,17 @@ test("the new modules load in Node (no DOM needed at import)", async () => {
     await import(`../../static/chat/${name}`);
   }
 });
+
+test("a decision the server refused (its error names the approval_id) can be made again", () => {
+  const events = approvalRun();
+  const model = live(events.slice(0, 6));
+  model.decideApproval("ap_1", "approve");
+  assert.equal(model.decideApproval("ap_1", "deny"), null, "waiting for the answer to the first");
+
+  model.forgetSentDecision("ap_1");
+
+  assert.equal(model.messages[1].tools[0].approval.sent, null);
+  assert.equal(model.sentDecisions.size, 0);
+  assert.deepEqual(model.decideApproval("ap_1", "deny"), { type: "approval", approval_id: "ap_1", decision: "deny" });
+  model.forgetSentDecision("unknown"); // names nothing here: no harm
+});
