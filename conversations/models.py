@@ -78,6 +78,8 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["created", "id"]
+        # The usage page and the review filters read answers by role over a period.
+        indexes = [models.Index(fields=["role", "created"], name="message_role_created")]
         constraints = [
             models.UniqueConstraint(
                 fields=["conversation", "client_id"], name="message_client_id_unique_per_conversation"

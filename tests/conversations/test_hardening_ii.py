@@ -21,7 +21,7 @@ from tests.conversations.test_consumer import stored_messages, wait_until_answer
 from tests.conversations.test_hardening import model_at
 from tests.fake_openai import StreamResponse, content_chunks, tool_calls_chunks
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.mark.parametrize(
@@ -32,6 +32,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
     ],
     ids=["surrogate", "nul"],
 )
+@pytest.mark.asyncio
 async def test_text_that_cannot_be_stored_is_refused_naming_the_field(tabs, conversation, frame, field, what):
     tab = await tabs()
     await tab.send({"type": "send", **frame})
@@ -43,6 +44,7 @@ async def test_text_that_cannot_be_stored_is_refused_naming_the_field(tabs, conv
 
 
 @pytest.mark.parametrize("client_id", ["\ud800", "a b", "x" * 65, "<script>", "é"])
+@pytest.mark.asyncio
 async def test_a_client_id_outside_the_safe_alphabet_is_refused(tabs, conversation, client_id):
     tab = await tabs()
     await tab.ask("What is 1 + 1?", client_id=client_id)
@@ -52,6 +54,7 @@ async def test_a_client_id_outside_the_safe_alphabet_is_refused(tabs, conversati
     assert await stored_messages(conversation) == []
 
 
+@pytest.mark.asyncio
 async def test_the_api_refuses_unstorable_text_as_json_not_an_html_500(alice_token, conversation):  # noqa: F811
     response = await send_message(TokenClient(alice_token), conversation.pk, "nul \x00 and \ud800")
 
@@ -66,6 +69,7 @@ def test_the_cleaner_keeps_ordinary_text_and_mends_the_rest():
     assert unstorable_character(clean_text("x\udc00\x00")) is None
 
 
+@pytest.mark.asyncio
 async def test_unstorable_model_output_is_cleaned_and_what_tabs_saw_is_what_is_stored(
     tabs, conversation, settings, fake_openai
 ):
@@ -96,6 +100,7 @@ async def test_unstorable_model_output_is_cleaned_and_what_tabs_saw_is_what_is_s
     assert (await first.run_events_until_done())[-1]["status"] == "completed"
 
 
+@pytest.mark.asyncio
 async def test_an_answer_that_cannot_be_stored_ends_error_and_frees_the_conversation(tabs, conversation, monkeypatch):
     def refuse(**kwargs):
         raise DatabaseError("the database refused the row")
@@ -118,6 +123,7 @@ async def test_an_answer_that_cannot_be_stored_ends_error_and_frees_the_conversa
     assert (await tab.run_events_until_done())[-1]["status"] == "completed"
 
 
+@pytest.mark.asyncio
 async def test_one_bad_row_does_not_stop_the_sweep_recovering_the_others(alice, bob, settings, monkeypatch):
     stale = datetime.now(UTC) - timedelta(seconds=settings.RUN_STALE_SECONDS + 5)
 
@@ -143,6 +149,7 @@ async def test_one_bad_row_does_not_stop_the_sweep_recovering_the_others(alice, 
     assert good.status == "interrupted"
 
 
+@pytest.mark.asyncio
 async def test_a_run_marked_interrupted_while_late_to_beat_still_stores_its_answer(tabs, conversation, paced):
     paced(200)
     tab = await tabs()
@@ -160,6 +167,7 @@ async def test_a_run_marked_interrupted_while_late_to_beat_still_stores_its_answ
     assert (answer.status, answer.content) == ("completed", seen[-2]["content"])
 
 
+@pytest.mark.asyncio
 async def test_conversations_per_hour_are_capped(alice_token, settings):  # noqa: F811
     settings.RATE_LIMIT_CONVERSATIONS_PER_HOUR = 5
     client = TokenClient(alice_token)
@@ -171,6 +179,7 @@ async def test_conversations_per_hour_are_capped(alice_token, settings):  # noqa
     assert int(answers[-1]["Retry-After"]) > 0
 
 
+@pytest.mark.asyncio
 async def test_a_password_change_or_deactivation_closes_the_open_socket(tabs, alice, settings):
     settings.SOCKET_SESSION_RECHECK_SECONDS = 0.2
     tab = await tabs()
@@ -184,6 +193,7 @@ async def test_a_password_change_or_deactivation_closes_the_open_socket(tabs, al
     assert closed == {"type": "websocket.close", "code": protocol.CLOSE_LOGGED_OUT}
 
 
+@pytest.mark.asyncio
 async def test_a_deactivated_account_cannot_send(tabs, alice, conversation):
     tab = await tabs()
     await database_sync_to_async(lambda: type(alice).objects.filter(pk=alice.pk).update(is_active=False))()
@@ -194,6 +204,7 @@ async def test_a_deactivated_account_cannot_send(tabs, alice, conversation):
     assert await stored_messages(conversation) == []
 
 
+@pytest.mark.asyncio
 async def test_sync_floods_get_one_snapshot_per_interval_and_then_a_close(tabs, settings):
     settings.SYNC_MIN_INTERVAL_SECONDS = 0.5
     settings.SYNC_MAX_PER_MINUTE = 20
@@ -217,6 +228,7 @@ async def test_sync_floods_get_one_snapshot_per_interval_and_then_a_close(tabs, 
     assert output == {"type": "websocket.close", "code": protocol.CLOSE_TOO_MANY_SYNCS}
 
 
+@pytest.mark.asyncio
 async def test_the_snapshot_holds_at_most_the_last_messages(tabs, conversation, settings):
     settings.SNAPSHOT_MAX_MESSAGES = 4
     for n in range(6):
@@ -227,6 +239,7 @@ async def test_the_snapshot_holds_at_most_the_last_messages(tabs, conversation, 
     assert [m["content"] for m in tab.snapshot["messages"]] == ["m2", "m3", "m4", "m5"]
 
 
+@pytest.mark.asyncio
 async def test_the_offline_model_answers_deep_nesting_instead_of_failing(tabs):
     tab = await tabs()
     await tab.ask("What is " + "(" * 600 + "1 + 1" + ")" * 600 + "?")
