@@ -32,10 +32,6 @@ class RunTranscript:
             self._shown()
         self.answer_text += text
 
-    def has_call(self, index: int) -> bool:
-        """Whether the call at `index` of this step has an id already."""
-        return (self.step, index) in self._ids
-
     def call_id(self, index: int, raw_id: str | None) -> str:
         """The id of this step's call at `index`: the model's own id when it gave one, made unique."""
         key = (self.step, index)

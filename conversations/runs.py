@@ -104,7 +104,10 @@ async def run_start(*, conversation: Conversation, turn: StartedTurn, assistant:
     history = await database_sync_to_async(history_for_agent)(
         conversation=conversation, before_id=user_message.pk, limit=settings.AGENT_HISTORY_MESSAGES
     )
-    owner = await database_sync_to_async(lambda: conversation.owner)()
+    if Conversation.owner.is_cached(conversation):
+        owner = conversation.owner
+    else:
+        owner = await database_sync_to_async(lambda: conversation.owner)()
     helper = assistant(user=owner, conversation_id=conversation.pk, run_sync=database_sync_to_async)
     model_config = assistant_model_config(assistant)
     run_id = turn.assistant_message.run_id

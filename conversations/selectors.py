@@ -23,7 +23,10 @@ def conversation_get_for_user(*, user: AbstractBaseUser, conversation_id: int) -
     """The conversation if `user` owns it, else None (others' conversations do not exist for them)."""
     if not user.is_authenticated:
         return None
-    return Conversation.objects.filter(pk=conversation_id, owner=user).first()
+    conversation = Conversation.objects.filter(pk=conversation_id, owner=user).first()
+    if conversation is not None:
+        conversation.owner = user  # it is theirs: a run started on it needs no query to know whose
+    return conversation
 
 
 def conversation_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Conversation]:

@@ -160,9 +160,6 @@ def turn_start(
     `limits` (nothing is written then either). The limits are checked under a lock on the owner,
     in the transaction that inserts: sends at the same moment, on any process, count one by one.
     """
-    existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
-    if existing is not None:
-        return StartedTurn(user_message=existing, assistant_message=None)
     now = datetime.now(UTC)
     try:
         with transaction.atomic():
