@@ -18,13 +18,13 @@ from django.conf import settings
 
 from conversations import approvals, protocol, runs
 from conversations.selectors import conversation_get_for_user, session_is_current
-from conversations.sending import SendRefused, message_send
+from conversations.sending import SendRefused, branch_choose, message_edit, message_regenerate, message_send
 from conversations.watchdog import ensure_watchdog
 
 logger = logging.getLogger(__name__)
 
 BAD_JSON = "A frame must be a JSON object."
-UNKNOWN_FRAME = "Unknown frame type; expected send, stop or sync."
+UNKNOWN_FRAME = "Unknown frame type; expected send, stop, sync, approval, regenerate, edit or branch."
 
 
 class ConversationConsumer(AsyncWebsocketConsumer):
@@ -84,6 +84,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.handle_sync()
         elif kind == protocol.CLIENT_APPROVAL:
             await self.handle_approval(frame)
+        elif kind in (protocol.CLIENT_REGENERATE, protocol.CLIENT_EDIT, protocol.CLIENT_BRANCH):
+            await self.handle_branching(kind, frame)
         else:
             await self.send_error(protocol.BAD_REQUEST, UNKNOWN_FRAME if isinstance(frame, dict) else BAD_JSON)
 
@@ -92,6 +94,25 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         client_id = frame.get("client_id")
         try:
             await message_send(conversation=self.conversation, content=frame.get("content"), client_id=client_id)
+        except SendRefused as refused:
+            await self.send_error(refused.code, refused.message, client_id=client_id, retry_after=refused.retry_after)
+
+    async def handle_branching(self, kind: str, frame: dict[str, Any]) -> None:
+        """Regenerate the last answer, edit a question, or choose a version: the new branch reaches
+        every tab as a snapshot; only this tab hears what went wrong."""
+        client_id = frame.get("client_id")
+        try:
+            if kind == protocol.CLIENT_REGENERATE:
+                await message_regenerate(conversation=self.conversation, client_id=client_id)
+            elif kind == protocol.CLIENT_EDIT:
+                await message_edit(
+                    conversation=self.conversation,
+                    message_id=frame.get("message_id"),
+                    content=frame.get("content"),
+                    client_id=client_id,
+                )
+            else:
+                await branch_choose(conversation=self.conversation, message_id=frame.get("message_id"))
         except SendRefused as refused:
             await self.send_error(refused.code, refused.message, client_id=client_id, retry_after=refused.retry_after)
 
@@ -165,6 +186,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(after)
         self.last_snapshot = asyncio.get_running_loop().time()
         await self.send(text_data=json.dumps(await runs.conversation_snapshot(self.conversation)))
+
+    async def branch_changed(self, message: dict[str, Any]) -> None:
+        """The branch on screen changed (in any tab, on any process): show it."""
+        await self.send_snapshot()
 
     async def conversation_deleted(self, message: dict[str, Any]) -> None:
         """The conversation was deleted (in another tab): close, the page says it is gone."""

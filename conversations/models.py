@@ -28,6 +28,14 @@ class Conversation(models.Model):
         db_index=True,
         help_text="The assistant that answers (an id from AGENT_ASSISTANTS).",
     )
+    leaf = models.ForeignKey(
+        "Message",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The last message of the branch on screen (every tab shows the same one).",
+    )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -54,6 +62,17 @@ class Message(models.Model):
         INTERRUPTED = "interrupted"
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="children",
+        help_text=(
+            "The message this one follows: a question follows an answer, an answer its question. "
+            "Siblings are versions (an edited question, a regenerated answer); none for the first question."
+        ),
+    )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETED)

@@ -16,7 +16,18 @@ CLIENT_SEND = "send"
 CLIENT_STOP = "stop"
 CLIENT_SYNC = "sync"
 CLIENT_APPROVAL = "approval"
-CLIENT_FRAME_TYPES = (CLIENT_SEND, CLIENT_STOP, CLIENT_SYNC, CLIENT_APPROVAL)
+CLIENT_REGENERATE = "regenerate"
+CLIENT_EDIT = "edit"
+CLIENT_BRANCH = "branch"
+CLIENT_FRAME_TYPES = (
+    CLIENT_SEND,
+    CLIENT_STOP,
+    CLIENT_SYNC,
+    CLIENT_APPROVAL,
+    CLIENT_REGENERATE,
+    CLIENT_EDIT,
+    CLIENT_BRANCH,
+)
 
 # Frames the server sends that are not run events.
 SERVER_SNAPSHOT = "snapshot"
@@ -53,6 +64,9 @@ GROUP_RUN_STOP = "run.stop"
 """`{"type": "run.stop", "run_id": ...}`: cancel the run if it executes on this process."""
 GROUP_CONVERSATION_DELETED = "conversation.deleted"
 """`{"type": "conversation.deleted"}`: close the tabs (4404)."""
+GROUP_BRANCH_CHANGED = "branch.changed"
+"""`{"type": "branch.changed"}`: the branch on screen changed (a regenerate, an edit, a version chosen):
+send each tab a new snapshot."""
 GROUP_APPROVAL_DECIDED = "approval.decided"
 """`{"type": "approval.decided", "approval_id": ...}`: wake the run waiting for it if it runs on this process."""
 
@@ -77,6 +91,11 @@ def run_stop_message(run_id: str) -> dict[str, Any]:
 def approval_decided_message(approval_id: str) -> dict[str, Any]:
     """The group message saying an approval was decided (the decision itself is in storage)."""
     return {"type": GROUP_APPROVAL_DECIDED, "approval_id": approval_id}
+
+
+def branch_changed_message() -> dict[str, Any]:
+    """The group message telling the tabs that the branch on screen changed."""
+    return {"type": GROUP_BRANCH_CHANGED}
 
 
 def conversation_deleted_message() -> dict[str, Any]:

@@ -102,7 +102,7 @@ async def run_start(*, conversation: Conversation, turn: StartedTurn, assistant:
     assert turn.assistant_message is not None
     user_message = turn.user_message
     history = await database_sync_to_async(history_for_agent)(
-        conversation=conversation, before_id=user_message.pk, limit=settings.AGENT_HISTORY_MESSAGES
+        conversation=conversation, parent_id=user_message.parent_id, limit=settings.AGENT_HISTORY_MESSAGES
     )
     if Conversation.owner.is_cached(conversation):
         owner = conversation.owner
@@ -226,6 +226,17 @@ async def publish_event(conversation_id: int, run_id: str, event: Event) -> None
     except Exception:
         # Tabs that miss events see a gap in `seq`, or reconnect, and catch up from the log or storage.
         logger.exception("relaying an event of run %s failed", run_id)
+
+
+async def branch_changed_notify(conversation_id: int) -> None:
+    """Tell the conversation's tabs (on every process) that the branch on screen changed: each gets
+    a new snapshot. Sent before the run of a regenerate or an edit starts, so that its events land
+    on the new branch."""
+    try:
+        await get_channel_layer().group_send(protocol.group_name(conversation_id), protocol.branch_changed_message())
+    except Exception:
+        # The tabs see the run's events without the new branch; their next sync shows it.
+        logger.exception("telling conversation %s's tabs of a new branch failed", conversation_id)
 
 
 async def _persist(active: ActiveRun, final: Event | None, done: Event) -> list[Event]:

@@ -14,6 +14,7 @@ from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sub
 from django.utils.crypto import constant_time_compare
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
+from conversations.branches import MessageTree, branch_ids
 from conversations.models import Conversation, Feedback, Message
 
 CONCURRENT_RETRY_SECONDS = 5
@@ -79,25 +80,33 @@ def conversation_has_run(*, conversation: Conversation, run_id: str) -> bool:
 
 
 def answer_for_client_id(*, conversation: Conversation, client_id: str) -> tuple[Message, Message | None] | None:
-    """The user message sent with `client_id` and the answer to it (if any); None if never sent."""
-    sent = Message.objects.filter(conversation=conversation, client_id=client_id, role=Message.Role.USER).first()
+    """The message sent with `client_id` and the answer to it (if any); None if never sent.
+
+    A question's answer is its first answer; a regenerated answer (sent with its own `client_id`)
+    answers itself.
+    """
+    sent = Message.objects.filter(conversation=conversation, client_id=client_id).first()
     if sent is None:
         return None
-    answer = (
-        Message.objects.filter(conversation=conversation, role=Message.Role.ASSISTANT, pk__gt=sent.pk)
-        .order_by("pk")
-        .first()
-    )
+    if sent.role == Message.Role.ASSISTANT:
+        return sent, sent
+    answer = Message.objects.filter(parent=sent, role=Message.Role.ASSISTANT).order_by("pk").first()
     return sent, answer
 
 
 def message_list(*, conversation: Conversation, limit: int | None = None) -> list[Message]:
-    """The messages of a conversation, oldest first: all, or the last `limit`, with the owner's feedback."""
+    """The branch on screen, oldest first: all of it, or its last `limit` messages, with the owner's
+    feedback; each message knows its `versions` (the ids of itself and its siblings, oldest first)."""
+    ids, tree = branch_ids(conversation.pk)
+    if limit is not None:
+        ids = ids[-limit:] if limit > 0 else []
     owners_feedback = Prefetch("feedback", queryset=Feedback.objects.filter(user_id=conversation.owner_id))
-    messages = conversation.messages.prefetch_related(owners_feedback)
-    if limit is None:
-        return list(messages.all())
-    return list(reversed(messages.order_by("-created", "-id")[:limit]))
+    by_id = {m.pk: m for m in Message.objects.filter(pk__in=ids).prefetch_related(owners_feedback)}
+    messages = [by_id[i] for i in ids if i in by_id]
+    for message in messages:
+        message.conversation = conversation
+        message.versions = tree.versions(message.pk)
+    return messages
 
 
 def message_get_for_user(*, user: AbstractBaseUser, message_id: int) -> Message | None:
@@ -135,6 +144,8 @@ def message_payload(message: Message) -> dict[str, Any]:
         "error": message.error,
         "created": message.created.isoformat(),
         "feedback": feedback_payload(message_feedback(message)) if message.role == Message.Role.ASSISTANT else None,
+        "parent_id": message.parent_id,
+        "versions": getattr(message, "versions", None) or [message.pk],
     }
 
 
@@ -144,10 +155,12 @@ def stale_runs(*, stale_before: datetime) -> list[Message]:
 
 
 def user_retry_after(*, user_id: int, messages_per_minute: int, concurrent_runs: int, now: datetime) -> int | None:
-    """Seconds until the user may send again under the rate limits, or None when they may now."""
+    """Seconds until the user may send again under the rate limits, or None when they may now.
+
+    Sends count by the answers they start, so a regenerate or an edit counts as a send."""
     window_start = now - timedelta(minutes=1)
     recent = list(
-        Message.objects.filter(conversation__owner_id=user_id, role=Message.Role.USER, created__gte=window_start)
+        Message.objects.filter(conversation__owner_id=user_id, role=Message.Role.ASSISTANT, created__gte=window_start)
         .order_by("-created")
         .values_list("created", flat=True)[:messages_per_minute]
     )
@@ -186,17 +199,19 @@ def session_is_current(*, session_key: str | None, user: AbstractBaseUser) -> bo
     return constant_time_compare(data.get(HASH_SESSION_KEY, ""), current.get_session_auth_hash())
 
 
-def history_for_agent(*, conversation: Conversation, before_id: int, limit: int) -> list[BaseMessage]:
-    """The last `limit` messages before `before_id` as LangChain messages, answered turns only."""
+def history_for_agent(*, conversation: Conversation, parent_id: int | None, limit: int) -> list[BaseMessage]:
+    """The branch ending at `parent_id` (what the new question follows), as LangChain messages: its
+    last `limit` messages, answered turns only."""
+    if parent_id is None:
+        return []
+    ids = MessageTree.load(conversation.pk).branch(parent_id)
     rows = (
-        conversation.messages.filter(pk__lt=before_id)
+        Message.objects.filter(pk__in=ids[-3 * limit :])
         .exclude(role=Message.Role.ASSISTANT, content="")
-        .order_by("-created", "-id")[:limit]
+        .order_by("-created", "-id")
+        .values_list("role", "content")[:limit]
     )
     history: list[BaseMessage] = []
-    for message in reversed(list(rows)):
-        if message.role == Message.Role.USER:
-            history.append(HumanMessage(content=message.content))
-        else:
-            history.append(AIMessage(content=message.content))
+    for role, content in reversed(list(rows)):
+        history.append(HumanMessage(content=content) if role == Message.Role.USER else AIMessage(content=content))
     return history

@@ -1,14 +1,17 @@
 """The one send path: whether a message may be sent to a conversation, and starting its run.
 
-The socket, the HTTP API and `manage.py ask` all call `message_send` and only adapt what it
-answers: a started run, a resend (nothing new is stored or started), or `SendRefused` with a
-code and a text that every client shows alike.
+The socket, the HTTP API and `manage.py ask` all call `message_send` (and the socket and the API
+`message_edit`, `message_regenerate` and `branch_choose`) and only adapt what they answer: a started
+run, a resend (nothing new is stored or started), or `SendRefused` with a code and a text that every
+client shows alike. All runs start through `_turn`, with the same checks.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from uuid import uuid4
 
@@ -20,13 +23,30 @@ from conversations import protocol, runs
 from conversations.assistants import assistant_get, assistant_model_config
 from conversations.models import Conversation, Message
 from conversations.selectors import answer_for_client_id
-from conversations.services import RateLimited, RunBusy, SendLimits, turn_start
+from conversations.services import (
+    NothingToRegenerate,
+    RateLimited,
+    RunBusy,
+    SendLimits,
+    StartedTurn,
+    answer_regenerate,
+    branch_select,
+    turn_start,
+)
 
 CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 BAD_SEND = (
     "A send frame needs a non-empty 'content' string and a 'client_id' of 1 to 64 letters, digits, "
     "'-', '_', '.' or ':'."
 )
+BAD_EDIT = (
+    "An edit needs the 'message_id' (an integer) of one of the conversation's questions, a non-empty "
+    "'content' string and a 'client_id' of 1 to 64 letters, digits, '-', '_', '.' or ':'."
+)
+BAD_REGENERATE = "A regenerate needs a 'client_id' of 1 to 64 letters, digits, '-', '_', '.' or ':'."
+BAD_BRANCH = "Choosing a version needs the 'message_id' (an integer) of one of the conversation's messages."
+NOT_EDITABLE = "Only the conversation's own questions can be edited: no such question here."
+BRANCH_BUSY = "An answer is still being written; choose another version once it has finished or been stopped."
 UNSTORABLE_TEXT = "The '{field}' holds {what}, which cannot be stored; remove it and send again."
 TOO_LONG = "The message is longer than {limit} characters."
 RUN_BUSY = "An answer is still being written; wait for it or stop it first."
@@ -68,20 +88,20 @@ def text_check(*, field: str, value: str) -> None:
         raise SendRefused(protocol.BAD_REQUEST, UNSTORABLE_TEXT.format(field=field, what=what))
 
 
-def send_validate(*, content: Any, client_id: Any) -> tuple[str, str]:
-    """The send's content and client_id, or SendRefused `bad_request` / `too_long`."""
+def send_validate(*, content: Any, client_id: Any, bad: str = BAD_SEND) -> tuple[str, str]:
+    """The send's content and client_id, or SendRefused `bad_request` (saying `bad`) / `too_long`."""
     if not isinstance(content, str) or not content.strip() or not isinstance(client_id, str):
-        raise SendRefused(protocol.BAD_REQUEST, BAD_SEND)
+        raise SendRefused(protocol.BAD_REQUEST, bad)
     text_check(field="content", value=content)
     if not CLIENT_ID_PATTERN.fullmatch(client_id):
-        raise SendRefused(protocol.BAD_REQUEST, BAD_SEND)
+        raise SendRefused(protocol.BAD_REQUEST, bad)
     if len(content) > settings.MESSAGE_MAX_LENGTH:
         raise SendRefused(protocol.TOO_LONG, TOO_LONG.format(limit=settings.MESSAGE_MAX_LENGTH))
     return content, client_id
 
 
 async def message_send(*, conversation: Conversation, content: Any, client_id: Any) -> SendOutcome:
-    """Store the user's message and start the run answering it.
+    """Store the user's message at the end of the branch on screen and start the run answering it.
 
     A `client_id` already stored in the conversation is a resend: nothing is stored or started.
     Raises SendRefused: `bad_request`, `too_long`, `assistant_unavailable` (the deployment no longer
@@ -89,6 +109,59 @@ async def message_send(*, conversation: Conversation, content: Any, client_id: A
     `rate_limited` (the owner is over a limit; `retry_after` says how long to wait).
     """
     content, client_id = send_validate(content=content, client_id=client_id)
+    return await _turn(conversation, client_id, partial(turn_start, content=content))
+
+
+async def message_edit(*, conversation: Conversation, message_id: Any, content: Any, client_id: Any) -> SendOutcome:
+    """Store a new version of one of the conversation's questions (`message_id`) and start the run
+    answering it; the earlier version and what followed it are kept. The tabs show the new branch.
+
+    Refuses as `message_send` does, and with `bad_request` when `message_id` is not a question of
+    this conversation.
+    """
+    content, client_id = send_validate(content=content, client_id=client_id, bad=BAD_EDIT)
+    if type(message_id) is not int:
+        raise SendRefused(protocol.BAD_REQUEST, BAD_EDIT)
+    edited = await database_sync_to_async(_question_get)(conversation, message_id)
+    if edited is None:
+        raise SendRefused(protocol.BAD_REQUEST, NOT_EDITABLE)
+    return await _turn(conversation, client_id, partial(turn_start, content=content, edit_of=edited), branches=True)
+
+
+async def message_regenerate(*, conversation: Conversation, client_id: Any) -> SendOutcome:
+    """Answer the last question of the branch on screen again (after any outcome: completed, error,
+    cancelled, interrupted); the earlier answers are kept as versions. The tabs show the new answer.
+
+    Refuses as `message_send` does, and with `bad_request` when there is no question to answer yet.
+    """
+    if not isinstance(client_id, str) or not CLIENT_ID_PATTERN.fullmatch(client_id):
+        raise SendRefused(protocol.BAD_REQUEST, BAD_REGENERATE)
+    return await _turn(conversation, client_id, answer_regenerate, branches=True)
+
+
+async def branch_choose(*, conversation: Conversation, message_id: Any) -> int:
+    """Show the branch through `message_id` in every tab (the version arrows); returns its leaf.
+
+    Raises SendRefused `bad_request` for a message not in the conversation, `busy` while an answer is
+    being written.
+    """
+    if type(message_id) is not int:
+        raise SendRefused(protocol.BAD_REQUEST, BAD_BRANCH)
+    try:
+        leaf_id = await database_sync_to_async(branch_select)(conversation=conversation, message_id=message_id)
+    except Message.DoesNotExist:
+        raise SendRefused(protocol.BAD_REQUEST, BAD_BRANCH) from None
+    except RunBusy:
+        raise SendRefused(protocol.BUSY, BRANCH_BUSY) from None
+    await runs.branch_changed_notify(conversation.pk)
+    return leaf_id
+
+
+async def _turn(
+    conversation: Conversation, client_id: str, store: Callable[..., StartedTurn], *, branches: bool = False
+) -> SendOutcome:
+    """The checks every run start shares, then `store` (in a worker thread) and the run; with
+    `branches`, the tabs are told of the new branch before the run starts."""
     resent = await _resent(conversation, client_id)
     if resent is not None:
         return resent
@@ -104,9 +177,8 @@ async def message_send(*, conversation: Conversation, content: Any, client_id: A
     )
     model = assistant_model_config(assistant).display_name
     try:
-        turn = await database_sync_to_async(turn_start)(
+        turn = await database_sync_to_async(store)(
             conversation=conversation,
-            content=content,
             client_id=client_id,
             run_id=uuid4().hex,
             model=model,
@@ -115,12 +187,20 @@ async def message_send(*, conversation: Conversation, content: Any, client_id: A
         )
     except RunBusy:
         raise SendRefused(protocol.BUSY, RUN_BUSY) from None
+    except NothingToRegenerate as nothing:
+        raise SendRefused(protocol.BAD_REQUEST, str(nothing)) from None
     except RateLimited as limited:
         seconds = limited.retry_after
         raise SendRefused(protocol.RATE_LIMITED, RATE_LIMITED.format(seconds=seconds), seconds) from None
     if turn.is_duplicate:  # sent at the same moment from another tab
         return await _resent(conversation, client_id) or SendOutcome(run=None)
+    if branches:
+        await runs.branch_changed_notify(conversation.pk)
     return SendOutcome(run=await runs.run_start(conversation=conversation, turn=turn, assistant=assistant))
+
+
+def _question_get(conversation: Conversation, message_id: int) -> Message | None:
+    return Message.objects.filter(pk=message_id, conversation=conversation, role=Message.Role.USER).first()
 
 
 async def _resent(conversation: Conversation, client_id: str) -> SendOutcome | None:

@@ -11,6 +11,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 
 from agent_runtime.report import RunReport
+from conversations.branches import MessageTree
 from conversations.models import Conversation, Feedback, Message
 from conversations.selectors import conversation_retry_after, user_retry_after
 
@@ -26,7 +27,12 @@ FEEDBACK_BAD_RATING = "The 'rating' must be 1 (thumbs up) or -1 (thumbs down)."
 FEEDBACK_BAD_COMMENT = "The 'comment' must be a string."
 FEEDBACK_COMMENT_TOO_LONG = "The 'comment' is longer than 2,000 characters."
 FEEDBACK_NOT_ANSWER = "Only the assistant's answers can be rated."
+NOTHING_TO_REGENERATE = "There is no answer to regenerate yet; send a message first."
 FEEDBACK_GENERATING = "This answer is still being written; rate it once it has finished."
+
+
+class NothingToRegenerate(Exception):
+    """The branch on screen has no question to answer again."""
 
 
 class RunBusy(Exception):
@@ -152,9 +158,13 @@ def turn_start(
     model: str,
     worker: str,
     limits: SendLimits | None = None,
+    edit_of: Message | None = None,
 ) -> StartedTurn:
     """Store the user's message and a `generating` assistant message in one transaction.
 
+    The message follows the branch on screen; with `edit_of` (a question of the conversation) it is
+    a new version of that question instead, following what it followed. Either way the new answer
+    becomes the conversation's leaf: every tab shows its branch.
     A message whose `client_id` is already stored is a resend: nothing is written.
     Raises RunBusy when another answer is being written, and RateLimited when the owner is over
     `limits` (nothing is written then either). The limits are checked under a lock on the owner,
@@ -165,31 +175,120 @@ def turn_start(
         with transaction.atomic():
             if limits is not None:
                 _check_limits(conversation.owner_id, limits, now)
+            parent_id = edit_of.parent_id if edit_of is not None else _leaf_id(conversation.pk)
             user_message = Message.objects.create(
                 conversation=conversation,
+                parent_id=parent_id,
                 role=Message.Role.USER,
                 content=content,
                 client_id=client_id,
             )
-            assistant_message = Message.objects.create(
-                conversation=conversation,
-                role=Message.Role.ASSISTANT,
-                status=Message.Status.GENERATING,
-                run_id=run_id,
-                model=model,
-                worker=worker,
-                started=now,
-                heartbeat=now,
-            )
-            if not conversation.title:
-                conversation.title = _title_from(content)
-            conversation.save(update_fields=["title", "updated"])
+            assistant_message = _answer_create(conversation, user_message, run_id, model, worker, now)
+            _leaf_set(conversation, assistant_message, title=_title_from(content))
     except IntegrityError:
         existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
         if existing is not None:
             return StartedTurn(user_message=existing, assistant_message=None)
         raise RunBusy from None
     return StartedTurn(user_message=user_message, assistant_message=assistant_message)
+
+
+def answer_regenerate(
+    *,
+    conversation: Conversation,
+    client_id: str,
+    run_id: str,
+    model: str,
+    worker: str,
+    limits: SendLimits | None = None,
+) -> StartedTurn:
+    """Answer the last question of the branch on screen again: a `generating` answer beside the earlier
+    ones (which are kept, as versions), sent with `client_id`; it becomes the conversation's leaf.
+
+    A `client_id` already stored is a resend: nothing is written (`assistant_message` is None).
+    Raises NothingToRegenerate when the branch has no question yet, RunBusy and RateLimited as
+    `turn_start` does.
+    """
+    now = datetime.now(UTC)
+    try:
+        with transaction.atomic():
+            if limits is not None:
+                _check_limits(conversation.owner_id, limits, now)
+            leaf = Message.objects.filter(pk=_leaf_id(conversation.pk)).first()
+            if leaf is not None and leaf.role == Message.Role.ASSISTANT:
+                if leaf.status == Message.Status.GENERATING:
+                    raise RunBusy
+                leaf = Message.objects.filter(pk=leaf.parent_id).first()
+            if leaf is None or leaf.role != Message.Role.USER:
+                raise NothingToRegenerate(NOTHING_TO_REGENERATE)
+            answer = _answer_create(conversation, leaf, run_id, model, worker, now, client_id=client_id)
+            _leaf_set(conversation, answer)
+    except IntegrityError:
+        existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
+        if existing is not None:
+            return StartedTurn(user_message=existing, assistant_message=None)
+        raise RunBusy from None
+    return StartedTurn(user_message=leaf, assistant_message=answer)
+
+
+def branch_select(*, conversation: Conversation, message_id: int) -> int:
+    """Show the branch through `message_id` (one of the conversation's messages) in every tab: down to
+    its newest versions. Returns the new leaf's id. Raises Message.DoesNotExist for a message of
+    another conversation, and RunBusy while an answer is being written (its branch stays on screen)."""
+    with transaction.atomic():
+        if not Message.objects.filter(pk=message_id, conversation=conversation).exists():
+            raise Message.DoesNotExist
+        if Message.objects.filter(conversation=conversation, status=Message.Status.GENERATING).exists():
+            raise RunBusy
+        leaf_id = MessageTree.load(conversation.pk).newest_leaf_under(message_id)
+        Conversation.objects.filter(pk=conversation.pk).update(leaf_id=leaf_id)
+    return leaf_id
+
+
+def _answer_create(
+    conversation: Conversation,
+    question: Message,
+    run_id: str,
+    model: str,
+    worker: str,
+    now: datetime,
+    *,
+    client_id: str | None = None,
+) -> Message:
+    return Message.objects.create(
+        conversation=conversation,
+        parent=question,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.GENERATING,
+        client_id=client_id,
+        run_id=run_id,
+        model=model,
+        worker=worker,
+        started=now,
+        heartbeat=now,
+    )
+
+
+def _leaf_id(conversation_id: int) -> int | None:
+    """The conversation's leaf, read in the transaction (tabs and processes move it); the newest
+    message when none is stored."""
+    leaf_id = Conversation.objects.filter(pk=conversation_id).values_list("leaf_id", flat=True).first()
+    if leaf_id is None:
+        newest = Message.objects.filter(conversation_id=conversation_id).order_by("-id")
+        leaf_id = newest.values_list("id", flat=True).first()
+    return leaf_id
+
+
+def _leaf_set(conversation: Conversation, leaf: Message, *, title: str = "") -> None:
+    """Make `leaf` the end of the branch on screen; name a still unnamed conversation `title`."""
+    now = datetime.now(UTC)
+    Conversation.objects.filter(pk=conversation.pk).update(leaf=leaf, updated=now)
+    if title:
+        Conversation.objects.filter(pk=conversation.pk, title="").update(title=title)
+    conversation.leaf_id = leaf.pk
+    conversation.updated = now
+    if not conversation.title:
+        conversation.title = title
 
 
 def run_finish(*, message_id: int, report: RunReport, worker: str) -> bool:

@@ -18,6 +18,7 @@ from conversations.services import (
     FEEDBACK_NOT_ANSWER,
 )
 from tests.api.conftest import AsgiClient, TokenClient
+from tests.messages import message_append
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -33,8 +34,8 @@ async def rate(client, message_id: int, body) -> object:
 
 @database_sync_to_async
 def turn(conversation: Conversation, status: str = Message.Status.COMPLETED) -> tuple[Message, Message]:
-    question = Message.objects.create(conversation=conversation, role=Message.Role.USER, content="2 + 2?")
-    answer = Message.objects.create(conversation=conversation, role=Message.Role.ASSISTANT, content="4", status=status)
+    question = message_append(conversation, role=Message.Role.USER, content="2 + 2?")
+    answer = message_append(conversation, role=Message.Role.ASSISTANT, content="4", status=status)
     return question, answer
 
 

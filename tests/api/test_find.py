@@ -9,10 +9,11 @@ from channels.db import database_sync_to_async
 
 from api.endpoints import BAD_EXPORT_FORMAT
 from api.errors import NOT_FOUND
-from conversations.models import Conversation, Message
+from conversations.models import Conversation
 from conversations.sending import UNSTORABLE_TEXT
 from conversations.services import TITLE_EMPTY, TITLE_TOO_LONG
 from tests.api.conftest import send_message, sse_reader
+from tests.messages import message_append
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -31,7 +32,7 @@ async def rename(api, conversation_id: int, title) -> object:
 def conversation_with(owner, title: str, *messages: tuple[str, str], **extra) -> Conversation:
     conversation = Conversation.objects.create(owner=owner, title=title)
     for role, content in messages:
-        Message.objects.create(conversation=conversation, role=role, content=content, **extra)
+        message_append(conversation, role=role, content=content, **extra)
     return conversation
 
 
@@ -112,8 +113,8 @@ async def test_search_matches_every_word_in_titles_and_messages_case_insensitive
 async def test_the_json_export_holds_the_conversation_its_messages_tool_steps_and_usage(api, alice):
     steps = [{"call_id": "c1", "name": "add", "args": {"x": 1, "y": 2}, "output": 3}]
     conversation = await conversation_with(alice, "Sums: one + two", ("user", "What is 1 + 2?"))
-    await database_sync_to_async(Message.objects.create)(
-        conversation=conversation, role="assistant", content="1 + 2 = 3.", tool_steps=steps, usage={"total": 9}
+    await database_sync_to_async(message_append)(
+        conversation, role="assistant", content="1 + 2 = 3.", tool_steps=steps, usage={"total": 9}
     )
 
     response = await api.get(f"/api/conversations/{conversation.pk}/export?format=json")
@@ -134,9 +135,7 @@ async def test_the_json_export_holds_the_conversation_its_messages_tool_steps_an
 async def test_the_markdown_export_reads_as_a_dialogue_with_tool_calls_as_fenced_json(api, alice):
     steps = [{"call_id": "c1", "name": "add", "args": {"x": 1, "y": 2}, "output": 3}]
     conversation = await conversation_with(alice, "Sums", ("user", "What is 1 + 2?"))
-    await database_sync_to_async(Message.objects.create)(
-        conversation=conversation, role="assistant", content="1 + 2 = 3.", tool_steps=steps
-    )
+    await database_sync_to_async(message_append)(conversation, role="assistant", content="1 + 2 = 3.", tool_steps=steps)
 
     response = await api.get(f"/api/conversations/{conversation.pk}/export?format=md")
 

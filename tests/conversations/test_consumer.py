@@ -142,8 +142,10 @@ async def test_history_is_per_conversation(tabs, alice, conversation):
     other = await database_sync_to_async(Conversation.objects.create)(owner=alice)
     from conversations.selectors import history_for_agent
 
-    history = await database_sync_to_async(history_for_agent)(conversation=other, before_id=10**9, limit=20)
-    mine = await database_sync_to_async(history_for_agent)(conversation=conversation, before_id=10**9, limit=20)
+    messages = await stored_messages(conversation)
+    last = messages[-1].pk
+    history = await database_sync_to_async(history_for_agent)(conversation=other, parent_id=last, limit=20)
+    mine = await database_sync_to_async(history_for_agent)(conversation=conversation, parent_id=last, limit=20)
     assert history == []
     assert mine[0].content == "What is 3 + 3?"
 

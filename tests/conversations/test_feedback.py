@@ -105,7 +105,7 @@ def test_the_payloads_read_the_feedback_in_one_query_however_many_answers(alice,
     for n in range(5):
         feedback_set(message=add_turn(answered.conversation, f"{n}?", {"content": str(n)}), user=alice, rating=1)
 
-    with django_assert_num_queries(2):  # the messages, then the feedback of all of them
+    with django_assert_num_queries(3):  # the branch on screen, its messages, the feedback of all of them
         payloads = [message_payload(m) for m in message_list(conversation=answered.conversation, limit=500)]
 
     ratings = [p["feedback"] and p["feedback"]["rating"] for p in payloads if p["role"] == "assistant"]

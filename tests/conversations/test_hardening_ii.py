@@ -20,6 +20,7 @@ from tests.conversations.conftest import make_user
 from tests.conversations.test_consumer import stored_messages, wait_until_answered
 from tests.conversations.test_hardening import model_at
 from tests.fake_openai import StreamResponse, content_chunks, tool_calls_chunks
+from tests.messages import message_append
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -232,7 +233,7 @@ async def test_sync_floods_get_one_snapshot_per_interval_and_then_a_close(tabs, 
 async def test_the_snapshot_holds_at_most_the_last_messages(tabs, conversation, settings):
     settings.SNAPSHOT_MAX_MESSAGES = 4
     for n in range(6):
-        await database_sync_to_async(Message.objects.create)(conversation=conversation, role="user", content=f"m{n}")
+        await database_sync_to_async(message_append)(conversation, role="user", content=f"m{n}")
 
     tab = await tabs()
 

@@ -22,6 +22,7 @@ from conversations.usage import CSV_HEADER
 from tests.agent_runtime.conftest import collect, offline_run
 from tests.conversations.conftest import make_user
 from tests.conversations.test_consumer import wait_until_answered
+from tests.messages import message_append
 
 pytestmark = pytest.mark.django_db
 
@@ -50,9 +51,9 @@ def at(day: str, hour: int = 12) -> dt.datetime:
 
 def add_turn(conversation: Conversation, question: str, answer: dict, *, when: dt.datetime | None = None) -> Message:
     """A user message and its answer (fields of `answer` as given); the answer."""
-    asked = Message.objects.create(conversation=conversation, role="user", content=question)
+    asked = message_append(conversation, role="user", content=question)
     defaults = {"content": "", "status": "completed", "model": "gpt-4o-mini", "tool_steps": [], "usage": {}}
-    answered = Message.objects.create(conversation=conversation, role="assistant", **{**defaults, **answer})
+    answered = message_append(conversation, role="assistant", **{**defaults, **answer})
     if when is not None:
         Message.objects.filter(pk__in=[asked.pk, answered.pk]).update(created=when)
     return answered
