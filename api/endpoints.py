@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+from collections.abc import Coroutine
 from typing import Annotated, Any
 
 from channels.db import database_sync_to_async
@@ -24,6 +25,7 @@ from api.schemas import (
     ApprovalIn,
     ApprovalOut,
     AssistantOut,
+    BranchIn,
     ConversationDetailOut,
     ConversationIn,
     ConversationOut,
@@ -32,6 +34,7 @@ from api.schemas import (
     FeedbackIn,
     FeedbackOut,
     MessageIn,
+    RegenerateIn,
 )
 from api.sse import MEDIA_TYPE, event_stream_response
 from conversations import approvals, protocol
@@ -52,7 +55,15 @@ from conversations.selectors import (
     message_list,
     message_payload,
 )
-from conversations.sending import SendOutcome, SendRefused, message_send, text_check
+from conversations.sending import (
+    SendOutcome,
+    SendRefused,
+    branch_choose,
+    message_edit,
+    message_regenerate,
+    message_send,
+    text_check,
+)
 from conversations.services import (
     TOO_MANY_CONVERSATIONS,
     AnswerGenerating,
@@ -274,10 +285,8 @@ async def messages_send(request: HttpRequest, conversation_id: int, payload: Mes
     409 `duplicate` (this `client_id` was sent and answered already) or 429 `rate_limited`.
     """
     conversation = await _owned_conversation(request, conversation_id)
-    outcome = await _send(conversation, payload)
-    if outcome.run is not None:
-        return event_stream_response(follow_run(conversation, outcome.run.run_id, keepalive_seconds=_keepalive()))
-    return _follow_resent(conversation, outcome.resent_answer)
+    send = message_send(conversation=conversation, content=payload.content, client_id=payload.client_id)
+    return _follow_outcome(conversation, await _started(send))
 
 
 @api.get(
@@ -305,9 +314,82 @@ async def conversations_stream(
     return event_stream_response(events)
 
 
-async def _send(conversation: Conversation, payload: MessageIn) -> SendOutcome:
+@api.post(
+    "/conversations/{int:conversation_id}/regenerate",
+    response={200: None, (400, 401, 403, 404, 409, 429): ErrorOut},
+    tags=["runs"],
+    operation_id="regenerateAnswer",
+    openapi_extra=sse_openapi(
+        "The run answering the last question of the branch on screen again, as server-sent events. "
+        "A resend of a `client_id` whose answer is still being written follows that run."
+    ),
+)
+async def answers_regenerate(
+    request: HttpRequest, conversation_id: int, payload: RegenerateIn
+) -> StreamingHttpResponse:
+    """Answer the last question again (after any outcome); the earlier answers are kept as versions and
+    the open tabs show the new one. Like the socket's `regenerate` frame.
+
+    Refused with 400 `bad_request` (a bad `client_id`, or no question yet), 409 `busy`, 409 `duplicate`
+    (this `client_id` was used and answered already) or 429 `rate_limited`.
+    """
+    conversation = await _owned_conversation(request, conversation_id)
+    outcome = await _started(message_regenerate(conversation=conversation, client_id=payload.client_id))
+    return _follow_outcome(conversation, outcome)
+
+
+@api.post(
+    "/messages/{int:message_id}/edit",
+    response={200: None, (400, 401, 403, 404, 409, 413, 429): ErrorOut},
+    tags=["runs"],
+    operation_id="editMessage",
+    openapi_extra=sse_openapi("The run answering the new version of the question, as server-sent events."),
+)
+async def messages_edit(request: HttpRequest, message_id: int, payload: MessageIn) -> StreamingHttpResponse:
+    """Send a new version of one of your questions: a new branch from there, the earlier one kept.
+    The open tabs show the new branch. Like the socket's `edit` frame.
+
+    404 when the message is not in one of your conversations; 400 `bad_request` when it is not a
+    question; otherwise refused as sending is.
+    """
+    message = await database_sync_to_async(message_get_for_user)(user=_user(request), message_id=message_id)
+    if message is None:
+        raise ApiError(404, "not_found", NO_SUCH_MESSAGE)
+    conversation = await _owned_conversation(request, message.conversation_id)
+    edit = message_edit(
+        conversation=conversation, message_id=message.pk, content=payload.content, client_id=payload.client_id
+    )
+    return _follow_outcome(conversation, await _started(edit))
+
+
+@api.post(
+    "/conversations/{int:conversation_id}/branch",
+    response={200: ConversationDetailOut, (400, 401, 403, 404, 409): ErrorOut},
+    tags=["conversations"],
+    operation_id="chooseVersion",
+)
+async def conversations_branch(request: HttpRequest, conversation_id: int, payload: BranchIn) -> dict[str, Any]:
+    """Show the version `message_id` (and below it, the newest versions) in every open tab; answers
+    the conversation as `GET` does, with the branch now on screen. 409 `busy` while an answer is
+    being written; 400 `bad_request` for a message not in this conversation."""
+    conversation = await _owned_conversation(request, conversation_id)
+    try:
+        await branch_choose(conversation=conversation, message_id=payload.message_id)
+    except SendRefused as refused:
+        raise send_refused_error(refused) from None
+    messages = await database_sync_to_async(message_list)(conversation=conversation)
+    return {**_conversation_out(conversation), "messages": [message_payload(m) for m in messages]}
+
+
+def _follow_outcome(conversation: Conversation, outcome: SendOutcome) -> StreamingHttpResponse:
+    if outcome.run is not None:
+        return event_stream_response(follow_run(conversation, outcome.run.run_id, keepalive_seconds=_keepalive()))
+    return _follow_resent(conversation, outcome.resent_answer)
+
+
+async def _started(send: Coroutine[Any, Any, SendOutcome]) -> SendOutcome:
+    """Start a run (send, edit, regenerate) so that a client hanging up cannot stop it half-way."""
     ensure_watchdog()
-    send = message_send(conversation=conversation, content=payload.content, client_id=payload.client_id)
     try:
         # Shielded, in a context of its own: a client hanging up now does not interrupt the start
         # half-way, and its database calls do not depend on this request's thread living on.

@@ -91,6 +91,11 @@ class MessageOut(Schema):
     error: str
     created: datetime
     feedback: MessageFeedbackOut | None = Field(description="The owner's rating of an answer; null when none.")
+    parent_id: int | None = Field(description="The message this one follows (null for the first question).")
+    versions: list[int] = Field(
+        description="The ids of this message's versions (itself included), oldest first: edits of a question, "
+        "regenerations of an answer. `POST /api/conversations/{id}/branch` shows another one."
+    )
 
 
 class ConversationDetailOut(ConversationOut):
@@ -107,3 +112,18 @@ class MessageIn(Schema):
             "resend, not a new message."
         )
     )
+
+
+class RegenerateIn(Schema):
+    """Answer the last question again; the same rules as the WebSocket's `regenerate` frame."""
+
+    client_id: str = Field(
+        description="Your id for this regenerate (1 to 64 letters, digits, '-', '_', '.' or ':'); sending it again "
+        "is a resend, not another answer."
+    )
+
+
+class BranchIn(Schema):
+    """Which version to show; the same as the WebSocket's `branch` frame."""
+
+    message_id: int = Field(description="One of the conversation's messages: the version to show.")

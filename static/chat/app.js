@@ -7,7 +7,7 @@
 // notices, the connection indicator, the title, the scrolling and the
 // decisions on tool calls waiting for approval.
 
-import { DIRECT_ERROR, SEND_REJECTION_CODES, stopFrame } from "./protocol.js";
+import { DIRECT_ERROR, SEND_REJECTION_CODES, branchFrame, editFrame, newClientId, regenerateFrame, stopFrame } from "./protocol.js";
 import { ChatModel } from "./model.js";
 import { codePointLength } from "./helpers.js";
 import { waitsForApproval } from "./approvals.js";
@@ -54,6 +54,9 @@ export class ChatApp {
     this.listUrl = (root && root.dataset.listUrl) || "/";
     this.view = new ChatView(this.dom.list, {
       onDecide: (approvalId, choice) => this.decide(approvalId, choice),
+      onChoose: (messageId) => this.sendBranching(branchFrame(messageId)),
+      onEdit: (messageId, text) => this.sendBranching(editFrame(messageId, text, newClientId())),
+      onRegenerate: () => this.sendBranching(regenerateFrame(newClientId())),
       conversationUrl: (root && root.dataset.conversationApi) || "",
     });
     this.conn = new Connection({
@@ -301,6 +304,17 @@ export class ChatApp {
       this._showNotice("Not connected: your decision was not sent.", { code: "approval" });
     }
     this._scheduleRender();
+    return true;
+  }
+
+  /** A regenerate, edit or version choice: every tab gets the new branch as a snapshot. */
+  sendBranching(frame) {
+    if (!this.conn.synced || !this.conn.send(frame)) {
+      this._showNotice("Not connected: try again once the connection is back.", { code: "branch" });
+      return false;
+    }
+    this._clearNotices();
+    this.stick = frame.type !== "branch";
     return true;
   }
 

@@ -44,6 +44,7 @@ function newMessage(key, role) {
     model: "",
     error: null, // {code, message}
     feedback: null, // {rating: 1 | -1, comment, updated}: the stored feedback (snapshots only)
+    versions: [], // ids of this message's versions, oldest first (snapshots only; see versions.js)
     created: "",
     pending: false, // optimistic user message, not yet stored by the server
     rev: nextRev(),
@@ -85,6 +86,7 @@ function messageFromStored(m) {
   msg.usage = m.usage && typeof m.usage === "object" ? m.usage : {};
   msg.error = m.error ? { code: "", message: String(m.error) } : null;
   msg.feedback = m.feedback && typeof m.feedback === "object" ? m.feedback : null;
+  msg.versions = Array.isArray(m.versions) ? m.versions.filter(Number.isInteger) : [];
   msg.tools = Array.isArray(m.tool_steps) ? m.tool_steps.map((s) => toolFromStored(s || {}, msg.status)) : [];
   return msg;
 }

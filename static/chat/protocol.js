@@ -114,7 +114,15 @@ export const CLOSE = Object.freeze({
 export const FORBIDDEN_CLOSE_CODES = Object.freeze([CLOSE.LOGGED_OUT, CLOSE.NOT_ALLOWED, CLOSE.GONE, 1008]);
 
 // Browser -> server frame types (conversations/protocol.py: CLIENT_*) and builders.
-export const CLIENT = Object.freeze({ SEND: "send", STOP: "stop", SYNC: "sync", APPROVAL: "approval" });
+export const CLIENT = Object.freeze({
+  SEND: "send",
+  STOP: "stop",
+  SYNC: "sync",
+  APPROVAL: "approval",
+  REGENERATE: "regenerate",
+  EDIT: "edit",
+  BRANCH: "branch",
+});
 
 // The `decision` of an `approval` frame: the person's choice (the server answers with
 // approval_resolved, whose decision is an APPROVAL_DECISION).
@@ -136,6 +144,21 @@ export function approvalFrame(approvalId, decision) {
     throw new TypeError(`approvalFrame: decision must be "approve" or "deny", not ${JSON.stringify(decision)}`);
   }
   return { type: CLIENT.APPROVAL, approval_id: approvalId, decision };
+}
+
+/** Answer the last question of the branch on screen again (the earlier answers stay as versions). */
+export function regenerateFrame(clientId) {
+  return { type: CLIENT.REGENERATE, client_id: String(clientId) };
+}
+/** Send a new version of the question `messageId` (a new branch from there). */
+export function editFrame(messageId, content, clientId) {
+  if (!Number.isInteger(messageId)) throw new TypeError("editFrame: messageId must be an integer");
+  return { type: CLIENT.EDIT, message_id: messageId, content: String(content), client_id: String(clientId) };
+}
+/** Show the version `messageId` (and the newest versions below it) in every tab. */
+export function branchFrame(messageId) {
+  if (!Number.isInteger(messageId)) throw new TypeError("branchFrame: messageId must be an integer");
+  return { type: CLIENT.BRANCH, message_id: messageId };
 }
 
 // crypto.randomUUID() exists only in secure contexts (https, localhost);

@@ -12,6 +12,7 @@ import { el, setAttr, setStreamText, setText } from "./dom.js";
 import { MarkdownView } from "./markdown.js";
 import { FeedbackBar } from "./feedback.js";
 import { createApprovalCard, isPendingApproval, updateApprovalCard, waitsForApproval } from "./approvals.js";
+import { createQuestionEditor, createVersionSwitcher, openQuestionEditor, updateVersionSwitcher } from "./versions.js";
 
 export { el } from "./dom.js";
 
@@ -31,10 +32,15 @@ const RUN_ERROR_TITLES = {
 
 export class ChatView {
   /** `onDecide(approvalId, "approve" | "deny")`: an approval card's button was pressed;
-   * `conversationUrl`: the conversation in the API, for the answers' feedback (feedback.js). */
-  constructor(listEl, { onDecide = () => {}, conversationUrl = "" } = {}) {
+   * `onChoose(messageId)`: a version arrow; `onEdit(messageId, text)` and `onRegenerate()` return
+   * whether the frame went out; `conversationUrl`: the conversation in the API, for the answers'
+   * feedback (feedback.js). */
+  constructor(listEl, { onDecide = () => {}, onChoose = () => {}, onEdit = () => false, onRegenerate = () => false, conversationUrl = "" } = {}) {
     this.list = listEl;
     this.onDecide = onDecide;
+    this.onChoose = onChoose;
+    this.onEdit = onEdit;
+    this.onRegenerate = onRegenerate;
     this.conversationUrl = conversationUrl;
     this.nodes = new Map(); // key -> {root, rev, ...parts}
     this.structureRev = -1;
@@ -47,14 +53,17 @@ export class ChatView {
       this._reconcile(model.messages);
       this.structureRev = model.structureRev;
     }
+    const busy = model.activeRunId !== null || model.hasPendingSend();
+    const last = model.messages[model.messages.length - 1];
     for (const msg of model.messages) {
       const node = this.nodes.get(msg.key);
       const streaming = msg.status === GENERATING && msg.runId !== "" && msg.runId === model.activeRunId;
-      const stamp = `${msg.rev}:${streaming}`;
+      const isLast = msg === last;
+      const stamp = `${msg.rev}:${streaming}:${busy}:${isLast}`;
       if (node.stamp === stamp) continue;
       node.stamp = stamp;
-      if (msg.role === "user") this._updateUser(node, msg);
-      else this._updateAssistant(node, msg, streaming);
+      if (msg.role === "user") this._updateUser(node, msg, busy);
+      else this._updateAssistant(node, msg, streaming, { busy, isLast });
     }
   }
 
@@ -84,16 +93,41 @@ export class ChatView {
     const root = el("article", "msg msg--user", { "data-testid": "message", "data-role": "user" });
     const bubble = el("div", "msg__bubble", { "data-testid": "user-message" });
     const meta = el("div", "msg__meta msg__meta--user");
-    root.append(bubble, meta);
-    return { root, bubble, meta, stamp: "" };
+    const actions = el("div", "msg__actions msg__actions--user");
+    const versions = createVersionSwitcher((id) => this.onChoose(id));
+    const edit = el("button", "msg__action", { type: "button", "data-testid": "edit-button", "aria-label": "Edit message" });
+    edit.textContent = "Edit";
+    actions.append(versions.root, edit);
+    const node = { root, bubble, meta, actions, versions, edit, id: null, text: "", editing: false, stamp: "" };
+    node.editor = createQuestionEditor({
+      onSave: (text) => node.id !== null && this.onEdit(node.id, text),
+      onClose: () => {
+        node.editing = false;
+        node.bubble.hidden = node.actions.hidden = false;
+        node.edit.focus();
+      },
+    });
+    edit.addEventListener("click", () => {
+      node.editing = true;
+      bubble.hidden = actions.hidden = true;
+      openQuestionEditor(node.editor, node.text);
+    });
+    root.append(bubble, node.editor.form, meta, actions);
+    return node;
   }
 
-  _updateUser(node, msg) {
+  _updateUser(node, msg, busy) {
     setAttr(node.root, "data-status", msg.status);
     setAttr(node.root, "data-pending", msg.pending ? "true" : null);
     setText(node.bubble, msg.text);
     setText(node.meta, msg.pending ? "Sending…" : "");
     node.meta.hidden = !msg.pending;
+    node.id = msg.id;
+    node.text = msg.text;
+    updateVersionSwitcher(node.versions, msg, busy);
+    node.edit.hidden = msg.pending || msg.id === null;
+    node.edit.disabled = busy;
+    if (node.editing) node.editor.save.disabled = busy;
   }
 
   _createAssistant() {
@@ -120,11 +154,15 @@ export class ChatView {
     const usage = el("span", "msg__usage");
     const copy = el("button", "msg__copy", { type: "button" });
     copy.textContent = "Copy";
+    const versions = createVersionSwitcher((id) => this.onChoose(id));
+    const regenerate = el("button", "msg__copy msg__regenerate", { type: "button", "data-testid": "regenerate-button" });
+    regenerate.textContent = "Regenerate";
+    regenerate.addEventListener("click", () => this.onRegenerate());
     const feedback = new FeedbackBar(this.conversationUrl);
-    meta.append(usage, copy, feedback.root);
+    meta.append(versions.root, usage, copy, regenerate, feedback.root);
     body.append(head, tools, working, answer, errorSlot, meta, feedback.note, feedback.form);
     root.append(avatar, body);
-    const node = { root, body, badge, tools, toolNodes: new Map(), working, workingText, answer, markdown: new MarkdownView(answer), text: "", errorSlot, errorEl: null, meta, usage, copy, feedback, stamp: "" };
+    const node = { root, body, badge, tools, toolNodes: new Map(), working, workingText, answer, markdown: new MarkdownView(answer), text: "", errorSlot, errorEl: null, meta, usage, copy, versions, regenerate, feedback, stamp: "" };
     copy.addEventListener("click", () => copyText(node.text, copy)); // the answer's Markdown source
     answer.addEventListener("click", (e) => {
       const button = e.target instanceof Element ? e.target.closest(".codeblock__copy") : null;
@@ -134,7 +172,7 @@ export class ChatView {
     return node;
   }
 
-  _updateAssistant(node, msg, streaming) {
+  _updateAssistant(node, msg, streaming, { busy = false, isLast = false } = {}) {
     setAttr(node.root, "data-status", msg.status);
     setAttr(node.root, "data-run-id", msg.runId || null);
     setAttr(node.body, "aria-busy", streaming ? "true" : null);
@@ -178,11 +216,16 @@ export class ChatView {
     setText(node.usage, streaming ? "" : usageText(msg));
     setAttr(node.usage, "title", msg.model ? `Answered by ${msg.model}` : null);
     node.copy.hidden = streaming || msg.text === "";
+    updateVersionSwitcher(node.versions, msg, busy);
+    // Regenerate the last answer, whatever became of it (completed, error, stopped, interrupted).
+    node.regenerate.hidden = !isLast || streaming || msg.status === GENERATING;
+    node.regenerate.disabled = busy;
     node.feedback.update(msg);
     const rateable = !streaming && msg.status !== GENERATING && node.feedback.rateable;
     node.feedback.root.hidden = !rateable;
     if (!rateable) node.feedback.form.hidden = node.feedback.note.hidden = true;
-    node.meta.hidden = streaming || (node.usage.textContent === "" && node.copy.hidden && !rateable);
+    const empty = node.usage.textContent === "" && node.copy.hidden && node.regenerate.hidden && node.versions.root.hidden;
+    node.meta.hidden = streaming || (empty && !rateable);
   }
 
   _renderTools(node, msg) {

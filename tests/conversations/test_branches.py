@@ -11,6 +11,7 @@ from conversations import protocol
 from conversations.models import Conversation, Message
 from conversations.sending import BAD_BRANCH, BRANCH_BUSY, NOT_EDITABLE
 from conversations.services import NOTHING_TO_REGENERATE
+from tests.api.conftest import alice_token, api  # noqa: F401, F811
 from tests.fake_openai import StreamResponse, content_chunks
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -237,3 +238,61 @@ async def test_existing_conversations_are_one_branch_after_the_migration(transac
 
     assert leaf == ids[-1]
     assert branch == [(ids[0], None), (ids[1], ids[0]), (ids[2], ids[1]), (ids[3], ids[2])]
+
+
+# ---- the same over the HTTP API
+
+
+async def api_post(api, path: str, body: dict):
+    return await api.post(path, body, content_type="application/json")
+
+
+async def test_the_api_regenerates_edits_and_chooses_versions_and_a_tab_follows(model, tabs, api, conversation):
+    from tests.api.conftest import send_message, sse_reader
+
+    tab = await tabs()
+    answers(model, "Paris.", "Paris, France.", "Rome.")
+    await (await sse_reader(await send_message(api, conversation.pk, "Capital of France?", client_id="q1"))).to_end()
+    await tab.run_events_until_done()
+
+    regenerated = await sse_reader(
+        await api_post(api, f"/api/conversations/{conversation.pk}/regenerate", {"client_id": "r1"})
+    )
+    events = [e.data for e in await regenerated.to_end()]
+    assert "".join(e["text"] for e in events if e["type"] == "token") == "Paris, France."
+    assert shown(await next_snapshot(tab))[-1] == ("assistant", "")  # the tab shows the new answer being written
+
+    detail = (await api.get(f"/api/conversations/{conversation.pk}")).json()
+    question, answer = detail["messages"]
+    assert (answer["content"], len(answer["versions"])) == ("Paris, France.", 2)
+
+    edited = await sse_reader(
+        await api_post(api, f"/api/messages/{question['id']}/edit", {"content": "Capital of Italy?", "client_id": "e1"})
+    )
+    await edited.to_end()
+    assert said(model.requests[-1]) == [("user", "Capital of Italy?")]
+    assert shown(await next_snapshot(tab))[0] == ("user", "Capital of Italy?")
+
+    chosen = await api_post(api, f"/api/conversations/{conversation.pk}/branch", {"message_id": question["id"]})
+    assert chosen.status_code == 200
+    assert [(m["content"]) for m in chosen.json()["messages"]] == ["Capital of France?", "Paris, France."]
+    assert shown(await next_snapshot(tab))[0] == ("user", "Capital of France?")
+
+    again = await api_post(api, f"/api/conversations/{conversation.pk}/regenerate", {"client_id": "r1"})
+    assert again.status_code == 409 and again.json()["error"]["code"] == "duplicate"
+
+
+async def test_the_api_refuses_bad_branching_requests_clearly(model, api, conversation, bob):
+    from conversations.models import Message as Stored
+
+    nothing = await api_post(api, f"/api/conversations/{conversation.pk}/regenerate", {"client_id": "r1"})
+    assert nothing.status_code == 400 and nothing.json()["error"]["message"] == NOTHING_TO_REGENERATE
+
+    bobs = await database_sync_to_async(Conversation.objects.create)(owner=bob)
+    foreign = await database_sync_to_async(Stored.objects.create)(conversation=bobs, role="user", content="x")
+    edit = await api_post(api, f"/api/messages/{foreign.pk}/edit", {"content": "y", "client_id": "e1"})
+    assert edit.status_code == 404
+    branch = await api_post(api, f"/api/conversations/{conversation.pk}/branch", {"message_id": foreign.pk})
+    assert branch.status_code == 400 and branch.json()["error"]["message"] == BAD_BRANCH
+    bad = await api_post(api, f"/api/conversations/{conversation.pk}/regenerate", {"client_id": "no spaces"})
+    assert bad.status_code == 400
