@@ -6,6 +6,12 @@
 // mailto and relative links are kept (a `javascript:` or `data:` link stays text); images from
 // the model are never loaded, they show as a link with their alt text.
 //
+// Math: @mdit/plugin-tex finds `$…$` and `\(…\)` inline and `$$…$$` and `\[…\]` display math (a `$`
+// followed by a space, or a closing `$` preceded by one or followed by a digit, is no delimiter: "it costs
+// $5 and $10" stays text), KaTeX renders it (trust off: no \href, \url, \includegraphics; limits on
+// macro expansion and sizes) and the same DOMPurify step sanitises its spans, MathML and SVG. Math that
+// KaTeX cannot parse, and a `$$` block not yet closed while it streams, show as their source text.
+//
 // Streaming: the answer is cut into top-level blocks (helpers.js splitMarkdownBlocks); a block
 // whose source did not change keeps its DOM, so each render (at most one per animation frame,
 // app.js) re-renders only the block still being written.
@@ -22,6 +28,8 @@ import shell from "../vendor/highlight/languages/shell.min.js";
 import sql from "../vendor/highlight/languages/sql.min.js";
 import typescript from "../vendor/highlight/languages/typescript.min.js";
 import xml from "../vendor/highlight/languages/xml.min.js";
+import katex from "../vendor/katex/katex.esm.js";
+import { tex } from "../vendor/mdit-plugin-tex/index.js";
 import { splitMarkdownBlocks } from "./helpers.js";
 import { el } from "./dom.js";
 
@@ -56,15 +64,100 @@ md.renderer.rules.image = (tokens, idx, options, env, self) => {
   return `<a class="md-image" href="${md.utils.escapeHtml(src)}">${md.utils.escapeHtml(alt)}</a>`;
 };
 
+// ---- Math
+
+const KATEX_OPTIONS = {
+  throwOnError: false, // a parse error comes back as a .katex-error span (shown as source text below)
+  trust: false, // \href, \url, \includegraphics, \htmlClass…: rendered as inert text, never a link or an image
+  strict: "ignore", // no console warnings for Unicode text in math
+  maxExpand: 500, // macro expansions per formula (\def loops)
+  maxSize: 20, // em, for \rule and spacing commands
+  maxDepth: 100,
+  output: "htmlAndMathml", // the MathML is what screen readers read (the HTML is aria-hidden)
+};
+const CLOSING = { $: "$", $$: "$$", "\\(": "\\)", "\\[": "\\]" };
+const KATEX_ERROR = /^<span class="katex-error" title="([^"]*)"/;
+
+md.use(tex, { delimiters: "all", render: () => "" }); // the parser only: the two rules below render
+md.renderer.rules.math_inline = (tokens, idx) => mathHtml(tokens[idx], false, { closed: true });
+md.renderer.rules.math_block = (tokens, idx, options, env) => mathHtml(tokens[idx], true, blockSource(tokens[idx], env));
+
+/** KaTeX's HTML for one math token; its source as text when KaTeX cannot parse it or it is not closed yet. */
+function mathHtml(token, display, { closed, openAlone = false, closeAlone = false }) {
+  const open = token.markup;
+  const body = display ? token.content.replace(/\n$/, "") : token.content;
+  let error = "";
+  if (closed) {
+    let html;
+    try {
+      html = katex.renderToString(body, { ...KATEX_OPTIONS, displayMode: display });
+    } catch (err) {
+      html = null; // not a ParseError (those come back as HTML); show the source all the same
+      error = md.utils.escapeHtml(String((err && err.message) || err));
+    }
+    const failed = html === null ? null : KATEX_ERROR.exec(html);
+    if (html !== null && !failed) return display ? `<div class="math-display">${html}</div>\n` : html;
+    if (failed) error = failed[1];
+  }
+  const close = closed ? (closeAlone ? "\n" : "") + CLOSING[open] : "";
+  const source = md.utils.escapeHtml(open + (openAlone ? "\n" : "") + body + close);
+  const title = error ? ` title="${error}"` : "";
+  const cls = closed ? "math-source math-source--error" : "math-source";
+  if (!display) return `<span class="${cls}"${title}>${source}</span>`;
+  return `<p class="${cls}"${title}>${source.replace(/\n/g, "<br>\n")}</p>\n`;
+}
+
+// The plugin takes a `$$` block that is never closed to the end of the text: while the answer streams
+// that is a formula still being written, shown as text until its `$$` comes (`\[` blocks are always
+// closed). The block's source lines tell, and whether its delimiters stand on lines of their own.
+function blockSource(token, env) {
+  const lines = (env && env.lines) || [];
+  const [first, end] = token.map || [0, 0];
+  const close = CLOSING[token.markup];
+  const opening = (lines[first] || "").trim();
+  const last = (lines[end - 1] || "").trimEnd();
+  const multiline = end - first > 1;
+  const openAlone = multiline && opening.endsWith(token.markup) && opening.indexOf(token.markup) === opening.length - token.markup.length;
+  let closed = token.markup !== "$$" || !token.map;
+  if (!closed && last.endsWith(close)) {
+    closed = multiline || last.length - last.indexOf(token.markup) >= token.markup.length + close.length;
+  }
+  const closeAlone = closed && multiline && last.trim().length - close.length <= 0;
+  return { closed, openAlone, closeAlone };
+}
+
 const ALIGN = /^text-align:\s*(left|right|center);?$/;
+// KaTeX positions its boxes with inline styles: these properties, with plain lengths, colours and keywords.
+const KATEX_STYLE_PROPS = new Set([
+  "background-color", "border-bottom-width", "border-color", "border-right-style", "border-right-width",
+  "border-style", "border-top-width", "border-width", "bottom", "color", "height", "left", "margin",
+  "margin-left", "margin-right", "margin-top", "min-width", "padding-left", "position", "text-shadow", "top",
+  "vertical-align", "width",
+]);
+const STYLE_VALUE = /^[#\w\s.,%+-]*(?:calc\([\w\s.%+*\/-]*\)[\w\s.%+-]*)*$/;
+
+/** A KaTeX style attribute with only known properties and no url(), expression() or escapes. */
+function katexStyle(style) {
+  return style.split(";").every((decl) => {
+    if (!decl.trim()) return true;
+    const colon = decl.indexOf(":");
+    if (colon < 0) return false;
+    const prop = decl.slice(0, colon).trim().toLowerCase();
+    return KATEX_STYLE_PROPS.has(prop) && STYLE_VALUE.test(decl.slice(colon + 1).trim());
+  });
+}
 let purify = null; // made on first use, so the module also loads in Node (tests) without a DOM
 
 function sanitizer() {
   if (purify) return purify;
   purify = DOMPurify(window);
   purify.addHook("uponSanitizeAttribute", (node, data) => {
-    // markdown-it aligns table cells with style="text-align:…"; no other style survives.
-    if (data.attrName === "style") data.keepAttr = ALIGN.test(data.attrValue.trim());
+    // markdown-it aligns table cells with style="text-align:…"; KaTeX sizes and places its boxes (inside
+    // its .katex spans; the model cannot write a style or a class: raw HTML is off). No other style survives.
+    if (data.attrName === "style") {
+      const value = data.attrValue.trim();
+      data.keepAttr = ALIGN.test(value) || (node.closest(".katex") !== null && katexStyle(value));
+    }
   });
   purify.addHook("afterSanitizeAttributes", (node) => {
     if (node.tagName === "A") {
@@ -75,20 +168,41 @@ function sanitizer() {
   return purify;
 }
 
+// KaTeX's output: spans, MathML (math … annotation) and SVG paths and lines for stretchy symbols.
+const KATEX_TAGS = [
+  "div", "math", "semantics", "annotation", "mrow", "mi", "mn", "mo", "ms", "mtext", "mspace", "msup", "msub",
+  "msubsup", "mfrac", "msqrt", "mroot", "mover", "munder", "munderover", "mtable", "mtr", "mtd", "mlabeledtr",
+  "mstyle", "mpadded", "mphantom", "menclose", "svg", "path", "line",
+];
+const KATEX_ATTR = [
+  "aria-hidden", "xmlns", "encoding", "display", "mathvariant", "stretchy", "fence", "separator", "lspace",
+  "rspace", "minsize", "maxsize", "accent", "accentunder", "linethickness", "columnalign", "columnlines",
+  "columnspacing", "rowalign", "rowlines", "rowspacing", "displaystyle", "scriptlevel", "mathcolor",
+  "mathbackground", "notation", "width", "height", "depth", "voffset", "movablelimits", "symmetric", "largeop",
+  "viewbox", "preserveaspectratio", "d", "x1", "x2", "y1", "y2", "stroke-width",
+];
+
 const PURIFY_CONFIG = {
   ALLOWED_TAGS: [
     "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "pre", "code",
     "span", "em", "strong", "s", "del", "a", "table", "thead", "tbody", "tr", "th", "td", "sup", "sub",
+    ...KATEX_TAGS,
   ],
-  ALLOWED_ATTR: ["href", "title", "class", "start", "style"],
+  ALLOWED_ATTR: ["href", "title", "class", "start", "style", ...KATEX_ATTR],
   ALLOW_DATA_ATTR: false,
   ALLOWED_URI_REGEXP: /^(?:(?:https?|mailto):|[^a-z]|[a-z+.-]+(?:[^a-z+.\-:]|$))/i,
   RETURN_DOM_FRAGMENT: true,
 };
 
+/** One block of Markdown source as HTML, not yet sanitised (renderMarkdown sanitises it; Node tests read it). */
+export function markdownHtml(src) {
+  const env = { lines: src.replace(/\r\n?/g, "\n").split("\n") }; // for the math blocks' closing lines
+  return md.render(src, env);
+}
+
 /** One block of Markdown source as sanitised DOM (a DocumentFragment). */
 export function renderMarkdown(src) {
-  const fragment = sanitizer().sanitize(md.render(src), PURIFY_CONFIG);
+  const fragment = sanitizer().sanitize(markdownHtml(src), PURIFY_CONFIG);
   // markdown-it ends each block with a newline: between blocks it is no text of the answer.
   for (const child of [...fragment.childNodes]) if (child.nodeType === 3 && !child.data.trim()) child.remove();
   for (const pre of fragment.querySelectorAll("pre")) decorateCode(pre);
