@@ -74,6 +74,7 @@ from conversations.services import (
     conversation_rename,
     feedback_set,
 )
+from conversations.titles import title_changed_notify
 from conversations.watchdog import ensure_watchdog
 
 DESCRIPTION = """\
@@ -226,6 +227,7 @@ async def conversations_rename(request: HttpRequest, conversation_id: int, paylo
     try:
         text_check(field="title", value=payload.title)
         renamed = await database_sync_to_async(conversation_rename)(conversation=conversation, title=payload.title)
+        await title_changed_notify(conversation.pk, renamed.title)
     except SendRefused as refused:
         raise send_refused_error(refused) from None
     except BadTitle as bad:

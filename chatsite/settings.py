@@ -103,6 +103,19 @@ DATABASES = {
         conn_max_age=0,
     )
 }
+# Time to first token: a socket's database calls all run on channels' one worker thread, and with
+# Django's default (closed after every use) each of a send's calls opened a new connection
+# (PostgreSQL: a connect and a login, several ms each). Kept open, checked before reuse.
+DATABASES["default"]["CONN_MAX_AGE"] = _env_number("DATABASE_CONN_MAX_AGE", 300.0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Write-ahead log; commits are written to it and synced at checkpoints, not at every commit
+    # (an fsync per send, 10-30 ms here). A power loss can lose the last commits, never corrupt the
+    # file; SQLITE_SYNC_EVERY_COMMIT=1 syncs every commit again.
+    _synchronous = "FULL" if _env_bool("SQLITE_SYNC_EVERY_COMMIT") else "NORMAL"
+    DATABASES["default"].setdefault("OPTIONS", {})["init_command"] = (
+        f"PRAGMA journal_mode=WAL; PRAGMA synchronous={_synchronous};"
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = _env("REDIS_URL")
@@ -210,6 +223,10 @@ AGENT_MODEL = ModelConfig(
     max_retries=int(_env_number("OPENAI_MAX_RETRIES", 2)),
     offline_tokens_per_second=_env_number("OFFLINE_MODEL_TOKENS_PER_SECOND", 30.0),
 )
+# With a real model: name each conversation from its first exchange (a short extra request), and
+# wait at most AGENT_TITLE_TIMEOUT seconds for it. Off, or with the offline model: the first question's text.
+AGENT_MODEL_TITLES = _env_bool("AGENT_MODEL_TITLES", True)
+AGENT_TITLE_TIMEOUT = _env_number("AGENT_TITLE_TIMEOUT", 20.0)
 # The assistants offered, by dotted path (comma-separated); the first answers new conversations.
 AGENT_ASSISTANTS = [
     path.strip()
@@ -224,6 +241,9 @@ AGENT_MAX_ITERATIONS = int(_env_number("AGENT_MAX_ITERATIONS", 8))
 AGENT_APPROVAL_TIMEOUT = _env_number("AGENT_APPROVAL_TIMEOUT", 600.0)
 AGENT_RUN_TIMEOUT = _env_number("AGENT_RUN_TIMEOUT", 120.0)
 AGENT_HISTORY_MESSAGES = int(_env_number("AGENT_HISTORY_MESSAGES", 20))
+# A web server process gets ready for its first answer as it starts (chatsite/asgi.py): imports, each
+# assistant's model built, its request path walked once, a database connection, the channel layer.
+AGENT_WARM_UP = _env_bool("AGENT_WARM_UP", True)
 MESSAGE_MAX_LENGTH = 8000
 # The HTTP API (api/): an idle event stream sends a `: keep-alive` comment this often.
 API_SSE_KEEPALIVE_SECONDS = _env_number("API_SSE_KEEPALIVE_SECONDS", 15.0)

@@ -191,6 +191,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         """The branch on screen changed (in any tab, on any process): show it."""
         await self.send_snapshot()
 
+    async def conversation_titled(self, message: dict[str, Any]) -> None:
+        """The conversation has a new title (renamed in another tab or client, or named by the model)."""
+        await self.send(text_data=protocol.title_frame(message["title"]))
+
     async def conversation_deleted(self, message: dict[str, Any]) -> None:
         """The conversation was deleted (in another tab): close, the page says it is gone."""
         await self.close(code=protocol.CLOSE_GONE)

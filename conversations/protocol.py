@@ -32,7 +32,8 @@ CLIENT_FRAME_TYPES = (
 # Frames the server sends that are not run events.
 SERVER_SNAPSHOT = "snapshot"
 SERVER_ERROR = "error"
-SERVER_FRAME_TYPES = (SERVER_SNAPSHOT, SERVER_ERROR)
+SERVER_TITLE = "title"
+SERVER_FRAME_TYPES = (SERVER_SNAPSHOT, SERVER_ERROR, SERVER_TITLE)
 
 # Codes of direct errors: sent to one socket (or answered by the API), never part of a run.
 BAD_REQUEST = "bad_request"
@@ -67,6 +68,9 @@ GROUP_CONVERSATION_DELETED = "conversation.deleted"
 GROUP_BRANCH_CHANGED = "branch.changed"
 """`{"type": "branch.changed"}`: the branch on screen changed (a regenerate, an edit, a version chosen):
 send each tab a new snapshot."""
+GROUP_CONVERSATION_TITLED = "conversation.titled"
+"""`{"type": "conversation.titled", "title": ...}`: the conversation has a new title (renamed, or named by
+the model): send each tab a `title` frame."""
 GROUP_APPROVAL_DECIDED = "approval.decided"
 """`{"type": "approval.decided", "approval_id": ...}`: wake the run waiting for it if it runs on this process."""
 
@@ -96,6 +100,16 @@ def approval_decided_message(approval_id: str) -> dict[str, Any]:
 def branch_changed_message() -> dict[str, Any]:
     """The group message telling the tabs that the branch on screen changed."""
     return {"type": GROUP_BRANCH_CHANGED}
+
+
+def conversation_titled_message(title: str) -> dict[str, Any]:
+    """The group message telling the tabs of the conversation's new title."""
+    return {"type": GROUP_CONVERSATION_TITLED, "title": title}
+
+
+def title_frame(title: str) -> str:
+    """The conversation's new title, for a tab, as JSON text."""
+    return json.dumps({"type": SERVER_TITLE, "title": title})
 
 
 def conversation_deleted_message() -> dict[str, Any]:

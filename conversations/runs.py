@@ -30,8 +30,8 @@ from agent_runtime import events
 from agent_runtime.assistants import Assistant
 from agent_runtime.events import Event
 from agent_runtime.executor import AgentRun
-from agent_runtime.llm import build_chat_model
-from conversations import protocol
+from agent_runtime.llm import ModelConfig, build_chat_model
+from conversations import protocol, titles
 from conversations.approvals import RunApprovals
 from conversations.assistants import assistant_model_config
 from conversations.event_log import get_event_log
@@ -63,6 +63,8 @@ class ActiveRun:
     user_message: dict[str, Any]
     loop: asyncio.AbstractEventLoop
     task: asyncio.Task[None] | None = None
+    title_config: ModelConfig | None = None
+    """The model that names the conversation once this answer (to its first question) completes."""
 
 
 _active: dict[int, ActiveRun] = {}
@@ -136,12 +138,20 @@ async def run_start(*, conversation: Conversation, turn: StartedTurn, assistant:
         agent_run=agent_run,
         user_message={"id": user_message.pk, "content": user_message.content, "client_id": user_message.client_id},
         loop=asyncio.get_running_loop(),
+        title_config=_title_config(conversation, user_message, model_config),
     )
     _active[conversation.pk] = active
     # A context of its own: the run outlives the request or socket that started it, whose context
     # ties database calls to that caller's thread (asgiref's ThreadSensitiveContext).
     active.task = asyncio.create_task(relay_run_events(active), name=f"relay-{run_id}", context=contextvars.Context())
     return active
+
+
+def _title_config(conversation: Conversation, question: Message, model_config: ModelConfig) -> ModelConfig | None:
+    """The model to name the conversation with after this answer: only for a first question (or a new
+    version of it), with a real model, when the owner has not named the conversation."""
+    wanted = settings.AGENT_MODEL_TITLES and question.parent_id is None and not conversation.title_set_by_user
+    return model_config if wanted and not model_config.uses_offline_model else None
 
 
 async def run_stop(conversation: Conversation) -> bool:
@@ -194,8 +204,16 @@ async def relay_run_events(active: ActiveRun) -> None:
             if event["type"] == events.DONE:
                 for helper in helpers:
                     helper.cancel()
-                for ending in await _persist(active, held_final, event):
+                endings = await _persist(active, held_final, event)
+                for ending in endings:
                     await publish_event(active.conversation_id, active.run_id, ending)
+                if active.title_config is not None and endings[-1].get("status") == "completed":
+                    titles.title_from_model_start(
+                        conversation_id=active.conversation_id,
+                        question=active.user_message["content"],
+                        answer=active.agent_run.answer_so_far,
+                        config=active.title_config,
+                    )
                 continue  # `done` was the run's last event
             started = loop.time()
             await publish_event(active.conversation_id, active.run_id, event)

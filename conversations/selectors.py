@@ -74,6 +74,11 @@ def conversation_list_recent(*, user: AbstractBaseUser, limit: int, query: str =
     return list(conversations.order_by("-updated", "-id")[:limit])
 
 
+def conversation_title_is_automatic(*, conversation_id: int) -> bool:
+    """Whether the conversation's title is still the product's to choose (its owner has not named it)."""
+    return Conversation.objects.filter(pk=conversation_id, title_set_by_user=False).exists()
+
+
 def conversation_has_run(*, conversation: Conversation, run_id: str) -> bool:
     """Whether `run_id` is the run of one of the conversation's answers."""
     return Message.objects.filter(conversation=conversation, run_id=run_id).exists()

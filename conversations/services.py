@@ -121,6 +121,12 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
     return conversation
 
 
+def conversation_title_auto(*, conversation_id: int, title: str) -> bool:
+    """Give the conversation an automatic title (the model's), unless its owner named it; whether it did."""
+    updated = Conversation.objects.filter(pk=conversation_id, title_set_by_user=False).update(title=title[:200])
+    return bool(updated)
+
+
 def feedback_set(*, message: Message, user: AbstractBaseUser, rating: object, comment: object = "") -> Feedback:
     """Store `user`'s rating (1 or -1) and comment (trimmed, at most 2,000 characters) on the answer
     `message`, replacing what they said about it before.

@@ -12,6 +12,7 @@ AGENT_MODEL = AGENT_MODEL.__class__(offline_tokens_per_second=0)
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 RUN_WATCHDOG = False
+AGENT_MODEL_TITLES = False  # scripted model answers are for the runs; the title tests turn it on
 # Login and sign-up throttles: generous here, so that no test is throttled by accident; the
 # throttle's own tests set low rates. Counted in this process's memory whatever REDIS_URL says,
 # so that a test can start from zero (the live tests' servers count in Redis).

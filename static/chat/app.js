@@ -68,6 +68,10 @@ export class ChatApp {
         onSnapshot: (first) => this._onSnapshot(first),
         onChange: () => this._afterModelChange(),
         onDirectError: (frame) => this._onDirectError(frame),
+        onTitle: (title) => {
+          this.untitled = false;
+          this.doc.dispatchEvent(new CustomEvent("chat:title", { detail: { title } })); // sidebar.js shows it
+        },
         onForbidden: (text, link) => this._onForbidden(text, link),
       },
     });

@@ -30,6 +30,7 @@ export function socketUrl(config, location = window.location) {
  *   onSnapshot(first)       a snapshot was applied (first: the page's first one)
  *   onChange()              a live run event changed the model
  *   onDirectError(frame)    a direct error for this socket (no run_id / seq)
+ *   onTitle(title)          the conversation has a new title (renamed anywhere, or named by the model)
  *   onForbidden(text, link) the conversation cannot be opened: no more reconnects
  *                           (text and link are undefined for the default notice)
  */
@@ -206,6 +207,8 @@ export class Connection {
       if (verdict === VERDICT.APPLY) this.hooks.onChange();
     } else if (isDirectError(frame)) {
       this.hooks.onDirectError(frame);
+    } else if (frame.type === SERVER_FRAME.TITLE && typeof frame.title === "string" && this.hooks.onTitle) {
+      this.hooks.onTitle(frame.title);
     }
   }
 

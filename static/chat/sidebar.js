@@ -30,6 +30,10 @@ class InlineRename {
 
   bind() {
     if (!this.title || !this.url) return;
+    // A new title from the server (renamed in another tab or client, or named by the model).
+    this.doc.addEventListener("chat:title", (e) => {
+      if (e.detail && typeof e.detail.title === "string" && e.detail.title) this.show(e.detail.title);
+    });
     this.doc.addEventListener("click", (e) => {
       if (e.target.closest("[data-chat-title]") || e.target.closest("[data-rename-start]")) this.open();
     });

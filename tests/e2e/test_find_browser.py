@@ -46,6 +46,9 @@ def test_rename_inline_saves_on_enter_cancels_on_escape_and_survives_a_reload(
     url = chat_with(page, base, "What is 2 + 3?")
     title = page.get_by_test_id("chat-title")
     expect(title).to_have_text("What is 2 + 3?")
+    other = context.new_page()  # a second tab on the same conversation sees the rename live
+    other.goto(url)
+    wait_connected(other)
 
     title.click()
     page.get_by_test_id("rename-input").fill("Throwaway")
@@ -61,6 +64,9 @@ def test_rename_inline_saves_on_enter_cancels_on_escape_and_survives_a_reload(
     expect(page).to_have_title("Small sums · Agent Chat")
     current = page.locator('[data-testid="conversation-link"][aria-current="page"]')
     expect(current).to_contain_text("Small sums")
+    expect(other.get_by_test_id("chat-title")).to_have_text("Small sums")
+    expect(other).to_have_title("Small sums · Agent Chat")
+    expect(other.locator('[data-testid="conversation-link"][aria-current="page"]')).to_contain_text("Small sums")
 
     page.reload()
     wait_connected(page)

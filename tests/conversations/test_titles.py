@@ -1,0 +1,123 @@
+"""Titles: made by the model from the first exchange when a real model answers, never over a name the
+owner chose, and every new title shown live in the open tabs."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from channels.db import database_sync_to_async
+
+from agent_runtime.llm import ModelConfig
+from conversations.models import Conversation
+from conversations.titles import TITLE_INSTRUCTIONS, title_clean
+from tests.api.conftest import alice_token, api  # noqa: F401
+from tests.fake_openai import ErrorResponse, StreamResponse, content_chunks
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+
+@pytest.fixture
+def titled(settings, fake_openai):
+    settings.AGENT_MODEL = ModelConfig(api_key="test", base_url=fake_openai.base_url, max_retries=0)
+    settings.AGENT_MODEL_TITLES = True
+    return fake_openai
+
+
+async def stored_title(conversation: Conversation) -> str:
+    return (await database_sync_to_async(Conversation.objects.get)(pk=conversation.pk)).title
+
+
+async def title_frame(tab) -> dict:
+    frames = await tab.receive_until(lambda f: f["type"] == "title")
+    return frames[-1]
+
+
+def title_requests(fake) -> list[dict]:
+    return [r for r in fake.requests if r["messages"][0]["content"] == TITLE_INSTRUCTIONS]
+
+
+async def test_the_model_names_the_conversation_after_its_first_answer_and_the_tabs_see_it(titled, tabs, conversation):
+    first, second = await tabs(), await tabs()
+    titled.enqueue(
+        StreamResponse(content_chunks(["Paris is the capital."])), StreamResponse(content_chunks(['"French capital."']))
+    )
+
+    await first.ask("What is the capital of France, and why?")
+    await first.run_events_until_done()
+
+    for tab in (first, second):
+        assert (await title_frame(tab))["title"] == "French capital"
+    assert await stored_title(conversation) == "French capital"
+    (request,) = title_requests(titled)
+    assert "What is the capital of France, and why?" in request["messages"][1]["content"]
+    assert "Paris is the capital." in request["messages"][1]["content"]
+    assert "tools" not in request  # a plain request: no tools offered for a title
+
+    # A second exchange does not rename it.
+    titled.enqueue(StreamResponse(content_chunks(["Lyon."])))
+    await first.ask("And the second city?", client_id="c2")
+    await first.run_events_until_done()
+    await asyncio.sleep(0.2)
+    assert len(title_requests(titled)) == 1
+
+
+async def test_a_name_the_owner_chose_is_kept(titled, tabs, conversation, api):  # noqa: F811
+    tab = await tabs()
+    renamed = await api.patch(
+        f"/api/conversations/{conversation.pk}", {"title": "Trip notes"}, content_type="application/json"
+    )
+    assert renamed.status_code == 200
+    assert (await title_frame(tab))["title"] == "Trip notes"  # a rename reaches the open tabs too
+    titled.enqueue(StreamResponse(content_chunks(["Paris."])))
+
+    await tab.ask("Capital of France?")
+    await tab.run_events_until_done()
+    await asyncio.sleep(0.2)
+
+    assert title_requests(titled) == []
+    assert await stored_title(conversation) == "Trip notes"
+
+
+async def test_when_the_model_cannot_title_the_text_title_stays_and_the_answer_is_unharmed(titled, tabs, conversation):
+    tab = await tabs()
+    titled.enqueue(StreamResponse(content_chunks(["Paris."])), ErrorResponse(status=500))
+
+    await tab.ask("Capital of France?")
+    events = await tab.run_events_until_done()
+    for _ in range(50):
+        if title_requests(titled):
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.1)
+
+    assert events[-1]["status"] == "completed"
+    assert len(title_requests(titled)) == 1
+    assert await stored_title(conversation) == "Capital of France?"
+
+
+async def test_the_offline_model_makes_no_title_request(settings, tabs, conversation):
+    settings.AGENT_MODEL_TITLES = True
+    tab = await tabs()
+    await tab.ask("What is 2 + 2?")
+    await tab.run_events_until_done()
+    await asyncio.sleep(0.1)
+    assert await stored_title(conversation) == "What is 2 + 2?"
+
+
+@pytest.mark.parametrize(
+    ("reply", "title"),
+    [
+        ('"French capital."', "French capital"),
+        ("Title: Trip to Rome\nMore text", "Trip to Rome"),
+        ("**Bold title**", "Bold title"),
+        ("\n\n  spaced   out  \n", "spaced out"),
+        ("x" * 100, "x" * 59 + "…"),
+        ("nul\x00byte", "nulbyte"),
+        ("", ""),
+        (None, ""),
+        ("...", ""),
+    ],
+)
+async def test_title_clean(reply, title):
+    assert title_clean(reply) == title
