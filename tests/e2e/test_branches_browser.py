@@ -5,6 +5,7 @@ branch on screen."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,11 @@ from tests.live_server import Server
 
 pytestmark = pytest.mark.browser
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+# Written to docs/ only when asked (UPDATE_SCREENSHOT=1), so a test run leaves the tree clean.
+SHOTS = (
+    Path(__file__).resolve().parents[2] / "docs" if os.environ.get("UPDATE_SCREENSHOT") else Path(tempfile.gettempdir())
+)
+PHONE = {"width": 390, "height": 844}
 
 
 def said(request: dict) -> list[str]:
@@ -87,8 +92,8 @@ def test_regenerate_edit_and_versions_follow_live_in_a_second_tab(
             wait_status(tab, "completed")
             expect(user_messages(tab).first.get_by_test_id("version-label")).to_have_text("2 / 2")
         assert said(fake.requests[-1]) == ["Capital of Italy?"]
-        if os.environ.get("SAVE_SCREENSHOTS"):
-            page.screenshot(path=str(DOCS / "screenshot-versions-desktop-light.png"))
+        user_messages(page).first.hover()
+        page.screenshot(path=SHOTS / "screenshot-versions-desktop-light.png")
 
         # Back to the first question's version: its whole branch, with the answer last chosen.
         question = user_messages(page).first
@@ -137,5 +142,44 @@ def test_regenerate_after_a_failed_answer(browser: Browser, openai_server: Serve
         wait_status(page, "completed")
         expect(assistant(page).get_by_test_id("version-label")).to_have_text("2 / 2")
         expect(page.get_by_test_id("run-error")).to_have_count(0)
+    finally:
+        context.close()
+
+
+def test_versions_and_the_editor_fit_a_phone_in_dark_mode(
+    browser: Browser, openai_server: Server, fake_openai_server: FakeOpenAI
+):
+    from tests.e2e.test_feedback_browser import WIDER_THAN_THE_SCREEN
+
+    context = browser.new_context(viewport=PHONE, color_scheme="dark", has_touch=True)
+    context.set_default_timeout(EXPECT_TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        sign_up(page, openai_server.http_url)
+        new_conversation(page, openai_server.http_url)
+        fake_openai_server.enqueue(
+            StreamResponse(content_chunks(["Use a **list** when order matters."])),
+            StreamResponse(content_chunks(["A list keeps order; a set keeps only distinct items, without order."])),
+        )
+        ask(page, "When should I use a list rather than a set in Python?")
+        wait_status(page, "completed")
+        assistant(page).get_by_test_id("regenerate-button").click()
+        expect(assistant(page).get_by_test_id("version-label")).to_have_text("2 / 2")
+        wait_status(page, "completed")
+        # On a touch screen the Edit button is there without hovering.
+        edit = user_messages(page).first.get_by_test_id("edit-button")
+        expect(edit).to_be_visible()
+        assert float(edit.evaluate("(e) => getComputedStyle(e.parentElement).opacity")) == 1
+        edit.click()
+        expect(page.get_by_test_id("edit-input")).to_be_focused()
+        assert page.evaluate(WIDER_THAN_THE_SCREEN) == []
+        page.screenshot(path=SHOTS / "screenshot-versions-phone-dark.png")
+        background = page.get_by_test_id("edit-input").evaluate("(e) => getComputedStyle(e).backgroundColor")
+        assert background != "rgb(255, 255, 255)"  # the dark surface, not a white box
+        page.get_by_test_id("edit-cancel").click()
+        expect(page.get_by_test_id("edit-form")).to_be_hidden()
+        expect(user_messages(page).first.get_by_test_id("user-message")).to_have_text(
+            "When should I use a list rather than a set in Python?"
+        )
     finally:
         context.close()
