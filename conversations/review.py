@@ -9,7 +9,7 @@ also carries its owner's feedback (thumbs up or down, and the comment).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from django.db.models import Prefetch
 from django.utils.safestring import SafeString
 
 from conversations.assistants import assistant_get
+from conversations.branches import MessageTree
 from conversations.markdown import markdown_to_html
 from conversations.models import Conversation, Feedback, Message, ToolApproval, TranscriptRead
 
@@ -60,6 +61,10 @@ class TurnView:
     answer_html: SafeString | None = None
     feedback: Feedback | None = None
     """The conversation owner's thumbs up or down on this answer, with their comment."""
+    version: tuple[int, int] | None = None
+    """(n, of) when the message has versions (an edited question, a regenerated answer)."""
+    on_screen: bool = True
+    """Whether it is on the branch the owner's tabs show (not an earlier version or its follow-ups)."""
 
     @property
     def is_answer(self) -> bool:
@@ -110,7 +115,15 @@ def transcript_turns(*, conversation: Conversation) -> list[TurnView]:
     owners_feedback = Prefetch("feedback", queryset=Feedback.objects.filter(user_id=conversation.owner_id))
     messages = list(conversation.messages.prefetch_related(owners_feedback))
     approvals = list(ToolApproval.objects.filter(conversation=conversation).select_related("decided_by"))
-    return [_turn(message, [a for a in approvals if a.message_id == message.pk]) for message in messages]
+    tree = MessageTree.load(conversation.pk)
+    on_screen = set(tree.branch(tree.leaf_id))
+    turns = []
+    for message in messages:
+        turn = _turn(message, [a for a in approvals if a.message_id == message.pk])
+        versions = tree.versions(message.pk)
+        version = (versions.index(message.pk) + 1, len(versions)) if len(versions) > 1 else None
+        turns.append(replace(turn, version=version, on_screen=message.pk in on_screen))
+    return turns
 
 
 def transcript_totals(turns: list[TurnView]) -> TranscriptTotals:

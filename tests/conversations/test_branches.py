@@ -11,7 +11,7 @@ from conversations import protocol
 from conversations.models import Conversation, Message
 from conversations.sending import BAD_BRANCH, BRANCH_BUSY, NOT_EDITABLE
 from conversations.services import NOTHING_TO_REGENERATE
-from tests.api.conftest import alice_token, api  # noqa: F401, F811
+from tests.api.conftest import alice_token, api  # noqa: F401
 from tests.fake_openai import StreamResponse, content_chunks
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -243,11 +243,11 @@ async def test_existing_conversations_are_one_branch_after_the_migration(transac
 # ---- the same over the HTTP API
 
 
-async def api_post(api, path: str, body: dict):
-    return await api.post(path, body, content_type="application/json")
+async def api_post(client, path: str, body: dict):
+    return await client.post(path, body, content_type="application/json")
 
 
-async def test_the_api_regenerates_edits_and_chooses_versions_and_a_tab_follows(model, tabs, api, conversation):
+async def test_the_api_regenerates_edits_and_chooses_versions_and_a_tab_follows(model, tabs, api, conversation):  # noqa: F811
     from tests.api.conftest import send_message, sse_reader
 
     tab = await tabs()
@@ -282,7 +282,7 @@ async def test_the_api_regenerates_edits_and_chooses_versions_and_a_tab_follows(
     assert again.status_code == 409 and again.json()["error"]["code"] == "duplicate"
 
 
-async def test_the_api_refuses_bad_branching_requests_clearly(model, api, conversation, bob):
+async def test_the_api_refuses_bad_branching_requests_clearly(model, api, conversation, bob):  # noqa: F811
     from conversations.models import Message as Stored
 
     nothing = await api_post(api, f"/api/conversations/{conversation.pk}/regenerate", {"client_id": "r1"})

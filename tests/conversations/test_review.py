@@ -446,3 +446,25 @@ async def test_an_answer_from_the_socket_is_stored_with_its_timings(tabs, conver
 
     assert answer.first_token_ms is not None and answer.duration_ms is not None
     assert 0 <= answer.first_token_ms < answer.duration_ms <= elapsed_ms + 50
+
+
+def test_the_transcript_marks_versions_and_what_the_owners_tabs_no_longer_show(client, alice):
+    from conversations.services import answer_regenerate, branch_select
+
+    conversation = Conversation.objects.create(owner=alice, title="Capitals")
+    question = message_append(conversation, role="user", content="Capital of France?")
+    first = message_append(conversation, role="assistant", content="Paris.")
+    regenerated = answer_regenerate(conversation=conversation, client_id="r1", run_id="r1", model="m", worker="w")
+    Message.objects.filter(pk=regenerated.assistant_message.pk).update(status="completed", content="Paris, France.")
+    branch_select(conversation=conversation, message_id=first.pk)  # the owner went back to the first answer
+    client.force_login(make_staff("reviewer", "view_conversation", "view_message"))
+
+    html = client.get(transcript_url(conversation)).content.decode()
+
+    assert html.count('data-testid="turn-version"') == 2
+    assert "answer version 1 of 2" in html and "answer version 2 of 2" in html
+    off = html[html.index(f'id="m-{regenerated.assistant_message.pk}"') :].split("</li>")[0]
+    assert 'data-testid="turn-off-branch"' in off and "turn--off-branch" in html
+    shown = html[html.index(f'id="m-{first.pk}"') :].split("</li>")[0]
+    assert 'data-testid="turn-off-branch"' not in shown
+    assert 'data-testid="turn-version"' not in html[html.index(f'id="m-{question.pk}"') :].split("</li>")[0]

@@ -7,7 +7,15 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.e2e.test_browser import answer_of, ask, new_conversation, record_dialogs, sign_up, wait_connected, wait_status
+from tests.e2e.test_browser import (
+    answer_of,
+    ask,
+    new_conversation,
+    record_dialogs,
+    sign_up,
+    wait_connected,
+    wait_status,
+)
 from tests.fake_openai import FakeOpenAI, StreamResponse, content_chunks, split_text
 from tests.live_server import Server
 
@@ -135,7 +143,8 @@ def test_href_and_includegraphics_in_math_stay_inert_and_errors_show_the_source(
         expect(answer.locator("a")).to_have_count(0)
         expect(answer.locator("img, image, script, iframe, [onerror], [onclick]")).to_have_count(0)
         assert answer.evaluate(
-            "a => [...a.querySelectorAll('*')].every(e => ![...e.attributes].some(x => /javascript:|url\\(/i.test(x.value)))"
+            "a => [...a.querySelectorAll('*')]"
+            ".every(e => ![...e.attributes].some(x => /javascript:|url\\(/i.test(x.value)))"
         )
         # Math KaTeX cannot parse shows its source, with KaTeX's message as the tooltip.
         broken = answer.locator(".math-source--error")
