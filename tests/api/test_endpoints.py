@@ -159,11 +159,16 @@ async def test_the_openapi_description_is_served_at_api_schema_with_the_event_st
         "/api/conversations/{conversation_id}/export",
         "/api/conversations/{conversation_id}/messages",
         "/api/conversations/{conversation_id}/stream",
+        "/api/conversations/{conversation_id}/regenerate",
+        "/api/conversations/{conversation_id}/branch",
+        "/api/messages/{message_id}/edit",
         "/api/messages/{message_id}/feedback",
     }
     for path, method in [
         ("/api/conversations/{conversation_id}/messages", "post"),
         ("/api/conversations/{conversation_id}/stream", "get"),
+        ("/api/conversations/{conversation_id}/regenerate", "post"),
+        ("/api/messages/{message_id}/edit", "post"),
     ]:
         operation = paths[path][method]
         assert "text/event-stream" in operation["responses"]["200"]["content"]
