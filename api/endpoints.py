@@ -37,7 +37,7 @@ from api.schemas import (
     RegenerateIn,
 )
 from api.sse import MEDIA_TYPE, event_stream_response
-from conversations import approvals, protocol
+from conversations import approvals, live, protocol
 from conversations.assistants import assistant_default_id, assistant_get, assistant_payload, assistant_registry
 from conversations.export import (
     EXPORT_FORMATS,
@@ -74,7 +74,6 @@ from conversations.services import (
     conversation_rename,
     feedback_set,
 )
-from conversations.titles import title_changed_notify
 from conversations.watchdog import ensure_watchdog
 
 DESCRIPTION = """\
@@ -227,7 +226,7 @@ async def conversations_rename(request: HttpRequest, conversation_id: int, paylo
     try:
         text_check(field="title", value=payload.title)
         renamed = await database_sync_to_async(conversation_rename)(conversation=conversation, title=payload.title)
-        await title_changed_notify(conversation.pk, renamed.title)
+        await live.title_changed_notify(conversation.pk, renamed.title)
     except SendRefused as refused:
         raise send_refused_error(refused) from None
     except BadTitle as bad:
@@ -465,7 +464,11 @@ async def feedback_send(request: HttpRequest, message_id: int) -> dict[str, Any]
         raise ApiError(400, "bad_request", str(bad)) from None
     except AnswerGenerating as generating:
         raise ApiError(409, protocol.BUSY, str(generating)) from None
-    return {"message_id": message.pk, **feedback_payload(feedback)}
+    payload = feedback_payload(feedback)
+    await live.feedback_changed_notify(
+        message.conversation_id, message_id=message.pk, run_id=message.run_id, feedback=payload
+    )
+    return {"message_id": message.pk, **payload}
 
 
 def _feedback_body(request: HttpRequest) -> dict[str, Any]:

@@ -195,6 +195,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         """The conversation has a new title (renamed in another tab or client, or named by the model)."""
         await self.send(text_data=protocol.title_frame(message["title"]))
 
+    async def feedback_changed(self, message: dict[str, Any]) -> None:
+        """The owner rated an answer in another tab or client."""
+        await self.send(text_data=protocol.feedback_frame(message))
+
     async def conversation_deleted(self, message: dict[str, Any]) -> None:
         """The conversation was deleted (in another tab): close, the page says it is gone."""
         await self.close(code=protocol.CLOSE_GONE)

@@ -33,7 +33,8 @@ CLIENT_FRAME_TYPES = (
 SERVER_SNAPSHOT = "snapshot"
 SERVER_ERROR = "error"
 SERVER_TITLE = "title"
-SERVER_FRAME_TYPES = (SERVER_SNAPSHOT, SERVER_ERROR, SERVER_TITLE)
+SERVER_FEEDBACK = "feedback"
+SERVER_FRAME_TYPES = (SERVER_SNAPSHOT, SERVER_ERROR, SERVER_TITLE, SERVER_FEEDBACK)
 
 # Codes of direct errors: sent to one socket (or answered by the API), never part of a run.
 BAD_REQUEST = "bad_request"
@@ -71,6 +72,9 @@ send each tab a new snapshot."""
 GROUP_CONVERSATION_TITLED = "conversation.titled"
 """`{"type": "conversation.titled", "title": ...}`: the conversation has a new title (renamed, or named by
 the model): send each tab a `title` frame."""
+GROUP_FEEDBACK_CHANGED = "feedback.changed"
+"""`{"type": "feedback.changed", "message_id", "run_id", "feedback"}`: the owner rated an answer: send each
+tab a `feedback` frame."""
 GROUP_APPROVAL_DECIDED = "approval.decided"
 """`{"type": "approval.decided", "approval_id": ...}`: wake the run waiting for it if it runs on this process."""
 
@@ -110,6 +114,18 @@ def conversation_titled_message(title: str) -> dict[str, Any]:
 def title_frame(title: str) -> str:
     """The conversation's new title, for a tab, as JSON text."""
     return json.dumps({"type": SERVER_TITLE, "title": title})
+
+
+def feedback_changed_message(*, message_id: int, run_id: str, feedback: dict[str, Any] | None) -> dict[str, Any]:
+    """The group message carrying an answer's new feedback (`{rating, comment, updated}`)."""
+    return {"type": GROUP_FEEDBACK_CHANGED, "message_id": message_id, "run_id": run_id, "feedback": feedback}
+
+
+def feedback_frame(message: dict[str, Any]) -> str:
+    """An answer's new feedback, for a tab, as JSON text: the answer's `message_id` and `run_id` (a tab that
+    watched it stream may not know its id yet) and `feedback`."""
+    frame = {"type": SERVER_FEEDBACK, **{key: message[key] for key in ("message_id", "run_id", "feedback")}}
+    return json.dumps(frame)
 
 
 def conversation_deleted_message() -> dict[str, Any]:

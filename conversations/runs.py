@@ -246,17 +246,6 @@ async def publish_event(conversation_id: int, run_id: str, event: Event) -> None
         logger.exception("relaying an event of run %s failed", run_id)
 
 
-async def branch_changed_notify(conversation_id: int) -> None:
-    """Tell the conversation's tabs (on every process) that the branch on screen changed: each gets
-    a new snapshot. Sent before the run of a regenerate or an edit starts, so that its events land
-    on the new branch."""
-    try:
-        await get_channel_layer().group_send(protocol.group_name(conversation_id), protocol.branch_changed_message())
-    except Exception:
-        # The tabs see the run's events without the new branch; their next sync shows it.
-        logger.exception("telling conversation %s's tabs of a new branch failed", conversation_id)
-
-
 async def _persist(active: ActiveRun, final: Event | None, done: Event) -> list[Event]:
     """Store the run's outcome; the events that end its stream: `final` (if any) and `done` once
     it is stored, or, if it cannot be, `error` and `done` `error` after storing what can be kept."""

@@ -19,7 +19,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from agent_runtime.text import unstorable_character
-from conversations import protocol, runs
+from conversations import live, protocol, runs
 from conversations.assistants import assistant_get, assistant_model_config
 from conversations.models import Conversation, Message
 from conversations.selectors import answer_for_client_id
@@ -153,7 +153,7 @@ async def branch_choose(*, conversation: Conversation, message_id: Any) -> int:
         raise SendRefused(protocol.BAD_REQUEST, BAD_BRANCH) from None
     except RunBusy:
         raise SendRefused(protocol.BUSY, BRANCH_BUSY) from None
-    await runs.branch_changed_notify(conversation.pk)
+    await live.branch_changed_notify(conversation.pk)
     return leaf_id
 
 
@@ -195,7 +195,7 @@ async def _turn(
     if turn.is_duplicate:  # sent at the same moment from another tab
         return await _resent(conversation, client_id) or SendOutcome(run=None)
     if branches:
-        await runs.branch_changed_notify(conversation.pk)
+        await live.branch_changed_notify(conversation.pk)
     return SendOutcome(run=await runs.run_start(conversation=conversation, turn=turn, assistant=assistant))
 
 

@@ -12,13 +12,12 @@ import asyncio
 import logging
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from agent_runtime.llm import ModelConfig, build_chat_model
 from agent_runtime.text import clean_text
-from conversations import protocol
+from conversations import live
 from conversations.selectors import conversation_title_is_automatic
 from conversations.services import TITLE_LENGTH, conversation_title_auto
 
@@ -72,16 +71,6 @@ async def title_from_model(*, conversation_id: int, question: str, answer: str, 
     if not title:
         return None
     if await database_sync_to_async(conversation_title_auto)(conversation_id=conversation_id, title=title):
-        await title_changed_notify(conversation_id, title)
+        await live.title_changed_notify(conversation_id, title)
         return title
     return None
-
-
-async def title_changed_notify(conversation_id: int, title: str) -> None:
-    """Show the conversation's new title in its open tabs (on every process)."""
-    try:
-        message = protocol.conversation_titled_message(title)
-        await get_channel_layer().group_send(protocol.group_name(conversation_id), message)
-    except Exception:
-        # The tabs show the new title when they next load the page.
-        logger.exception("telling conversation %s's tabs of its new title failed", conversation_id)

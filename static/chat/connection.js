@@ -31,6 +31,7 @@ export function socketUrl(config, location = window.location) {
  *   onChange()              a live run event changed the model
  *   onDirectError(frame)    a direct error for this socket (no run_id / seq)
  *   onTitle(title)          the conversation has a new title (renamed anywhere, or named by the model)
+ * (A `feedback` frame updates the model and calls onChange.)
  *   onForbidden(text, link) the conversation cannot be opened: no more reconnects
  *                           (text and link are undefined for the default notice)
  */
@@ -209,6 +210,8 @@ export class Connection {
       this.hooks.onDirectError(frame);
     } else if (frame.type === SERVER_FRAME.TITLE && typeof frame.title === "string" && this.hooks.onTitle) {
       this.hooks.onTitle(frame.title);
+    } else if (frame.type === SERVER_FRAME.FEEDBACK && this.model.applyFeedback(frame)) {
+      this.hooks.onChange();
     }
   }
 

@@ -321,6 +321,23 @@ export class ChatModel {
     this._touch(msg);
   }
 
+  /**
+   * An answer's feedback changed in another tab or client (a `feedback` frame): show it. The answer is
+   * found by its id, or by its run (a tab that watched it stream may not know its id). True when shown.
+   */
+  applyFeedback(frame) {
+    if (!frame || typeof frame !== "object") return false;
+    const feedback = frame.feedback && typeof frame.feedback === "object" ? frame.feedback : null;
+    const msg = this.messages.find(
+      (m) => m.role === "assistant" && ((frame.message_id != null && m.id === frame.message_id) || (frame.run_id && m.runId === frame.run_id))
+    );
+    if (!msg) return false;
+    if (msg.id === null && Number.isInteger(frame.message_id)) msg.id = frame.message_id;
+    msg.feedback = feedback;
+    this._touch(msg);
+    return true;
+  }
+
   // ---- approvals
 
   /**

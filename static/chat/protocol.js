@@ -50,7 +50,7 @@ export const EVENT_FIELDS = Object.freeze({
 });
 
 // Server -> browser frames that are not run events (conversations/protocol.py: SERVER_*).
-export const SERVER_FRAME = Object.freeze({ SNAPSHOT: "snapshot", ERROR: "error", TITLE: "title" });
+export const SERVER_FRAME = Object.freeze({ SNAPSHOT: "snapshot", ERROR: "error", TITLE: "title", FEEDBACK: "feedback" });
 export const SNAPSHOT = SERVER_FRAME.SNAPSHOT;
 
 // agent_runtime/events.py: DONE_STATUSES.

@@ -93,6 +93,10 @@ def test_thumbs_down_with_a_comment_is_saved_kept_over_a_reload_and_changeable(
     expect(thumb(page, "down")).to_have_attribute("aria-pressed", "false")
     expect(assistant(page).get_by_test_id("feedback-form")).to_be_hidden()
     expect(assistant(page).get_by_test_id("feedback")).not_to_have_attribute("data-saving", "true")
+    # The other tab, open all along, follows the change live.
+    expect(thumb(other, "up")).to_have_attribute("aria-pressed", "true")
+    expect(thumb(other, "down")).to_have_attribute("aria-pressed", "false")
+    expect(assistant(other).get_by_test_id("feedback-note")).to_have_text("The sum is right but it took three tools.")
     page.reload()
     wait_connected(page)
     expect(thumb(page, "up")).to_have_attribute("aria-pressed", "true")

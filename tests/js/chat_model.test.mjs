@@ -285,7 +285,7 @@ test("protocol declarations are frozen; close codes", () => {
   assert.deepEqual(P.CLOSE, { LOGGED_OUT: 4401, NOT_ALLOWED: 4403, GONE: 4404, UNAVAILABLE: 4503, TOO_MANY_SYNCS: 4429 });
   assert.deepEqual(P.FORBIDDEN_CLOSE_CODES, [4401, 4403, 4404, 1008]);
   assert.equal(P.SNAPSHOT, P.SERVER_FRAME.SNAPSHOT);
-  assert.deepEqual(P.SERVER_FRAME, { SNAPSHOT: "snapshot", ERROR: "error", TITLE: "title" });
+  assert.deepEqual(P.SERVER_FRAME, { SNAPSHOT: "snapshot", ERROR: "error", TITLE: "title", FEEDBACK: "feedback" });
 });
 
 test("dump_protocol.mjs prints the declarations as one JSON object", () => {

@@ -30,3 +30,30 @@ test("an answer without feedback, or with a malformed one, has none", () => {
   model.applySnapshot(stored("thumbs"));
   assert.equal(model.messages[1].feedback, null);
 });
+
+test("a feedback frame from another tab reaches the answer, found by id or by run", () => {
+  const model = new ChatModel();
+  model.applySnapshot({
+    type: "snapshot",
+    active_run: null,
+    messages: [
+      { id: 1, role: "user", content: "2 + 2?" },
+      { id: 2, role: "assistant", content: "4", run_id: "r2", status: "completed" },
+    ],
+  });
+  const answer = model.messages[1];
+  const before = answer.rev;
+
+  assert.equal(model.applyFeedback({ type: "feedback", message_id: 2, run_id: "r2", feedback: { rating: -1, comment: "Too short", updated: "t" } }), true);
+  assert.deepEqual(answer.feedback, { rating: -1, comment: "Too short", updated: "t" });
+  assert.ok(answer.rev > before);
+
+  // A tab that watched the answer stream knows only its run; the frame names both.
+  answer.id = null;
+  assert.equal(model.applyFeedback({ type: "feedback", message_id: 2, run_id: "r2", feedback: null }), true);
+  assert.equal(answer.feedback, null);
+  assert.equal(answer.id, 2);
+
+  assert.equal(model.applyFeedback({ type: "feedback", message_id: 99, run_id: "nope", feedback: null }), false);
+  assert.equal(model.applyFeedback(null), false);
+});

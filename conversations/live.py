@@ -1,0 +1,44 @@
+"""Telling a conversation's open tabs (on every process) that something changed outside a run.
+
+Run events go out through `runs.publish_event`; this module sends the other group messages of
+`conversations/protocol.py`: a new branch on screen, a new title, new feedback on an answer. Each is
+a hint that saves a reload: a tab that misses one (the channel layer is at most once, or down) finds
+the same state in its next snapshot or page load, so a failed send is logged, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+from conversations import protocol
+
+logger = logging.getLogger(__name__)
+
+
+async def branch_changed_notify(conversation_id: int) -> None:
+    """The branch on screen changed (a regenerate, an edit, a version chosen): each tab gets a new
+    snapshot. Sent before the run of a regenerate or an edit starts, so its events land on the new branch."""
+    await _tell(conversation_id, protocol.branch_changed_message(), "a new branch")
+
+
+async def title_changed_notify(conversation_id: int, title: str) -> None:
+    """The conversation has a new title (renamed anywhere, or named by the model)."""
+    await _tell(conversation_id, protocol.conversation_titled_message(title), "its new title")
+
+
+async def feedback_changed_notify(
+    conversation_id: int, *, message_id: int, run_id: str, feedback: dict[str, Any] | None
+) -> None:
+    """The owner rated an answer (or changed the rating or comment) in one tab or client."""
+    message = protocol.feedback_changed_message(message_id=message_id, run_id=run_id, feedback=feedback)
+    await _tell(conversation_id, message, "new feedback")
+
+
+async def _tell(conversation_id: int, message: dict[str, Any], what: str) -> None:
+    try:
+        await get_channel_layer().group_send(protocol.group_name(conversation_id), message)
+    except Exception:
+        logger.exception("telling conversation %s's tabs of %s failed", conversation_id, what)
