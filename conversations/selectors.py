@@ -10,11 +10,12 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils.crypto import constant_time_compare
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
-from conversations.branches import MessageTree, branch_ids
+from conversations.branches import branch_ids
 from conversations.models import Conversation, Feedback, Message
 
 CONCURRENT_RETRY_SECONDS = 5
@@ -206,17 +207,21 @@ def session_is_current(*, session_key: str | None, user: AbstractBaseUser) -> bo
 
 def history_for_agent(*, conversation: Conversation, parent_id: int | None, limit: int) -> list[BaseMessage]:
     """The branch ending at `parent_id` (what the new question follows), as LangChain messages: its
-    last `limit` messages, answered turns only."""
-    if parent_id is None:
+    last `limit` messages, answered turns only. One query: the branch is walked up in the database."""
+    if parent_id is None or limit <= 0:
         return []
-    ids = MessageTree.load(conversation.pk).branch(parent_id)
-    rows = (
-        Message.objects.filter(pk__in=ids[-3 * limit :])
-        .exclude(role=Message.Role.ASSISTANT, content="")
-        .order_by("-created", "-id")
-        .values_list("role", "content")[:limit]
-    )
-    history: list[BaseMessage] = []
-    for role, content in reversed(list(rows)):
-        history.append(HumanMessage(content=content) if role == Message.Role.USER else AIMessage(content=content))
-    return history
+    table = connection.ops.quote_name(Message._meta.db_table)
+    sql = f"""
+        WITH RECURSIVE branch(id, parent_id, role, content, depth) AS (
+            SELECT id, parent_id, role, content, 0 FROM {table} WHERE id = %s AND conversation_id = %s
+            UNION ALL
+            SELECT m.id, m.parent_id, m.role, m.content, b.depth + 1
+            FROM {table} m JOIN branch b ON m.id = b.parent_id
+            WHERE b.depth < %s
+        )
+        SELECT role, content FROM branch WHERE NOT (role = %s AND content = '') ORDER BY depth LIMIT %s
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [parent_id, conversation.pk, 3 * limit, Message.Role.ASSISTANT, limit])
+        rows = cursor.fetchall()
+    return [HumanMessage(content=c) if r == Message.Role.USER else AIMessage(content=c) for r, c in reversed(rows)]

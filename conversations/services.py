@@ -289,7 +289,7 @@ def _leaf_set(conversation: Conversation, leaf: Message, *, title: str = "") -> 
     """Make `leaf` the end of the branch on screen; name a still unnamed conversation `title`."""
     now = datetime.now(UTC)
     Conversation.objects.filter(pk=conversation.pk).update(leaf=leaf, updated=now)
-    if title:
+    if title and not conversation.title:  # a first message, or a title this process has not seen yet
         Conversation.objects.filter(pk=conversation.pk, title="").update(title=title)
     conversation.leaf_id = leaf.pk
     conversation.updated = now
