@@ -155,7 +155,7 @@ export class ChatView {
     const copy = el("button", "msg__copy", { type: "button" });
     copy.textContent = "Copy";
     const versions = createVersionSwitcher((id) => this.onChoose(id));
-    const regenerate = el("button", "msg__copy msg__regenerate", { type: "button", "data-testid": "regenerate-button" });
+    const regenerate = el("button", "msg__action msg__regenerate", { type: "button", "data-testid": "regenerate-button" });
     regenerate.textContent = "Regenerate";
     regenerate.addEventListener("click", () => this.onRegenerate());
     const feedback = new FeedbackBar(this.conversationUrl);
