@@ -62,3 +62,15 @@ def assistant_payload(assistant: type[Assistant]) -> dict[str, Any]:
         "description": assistant.description,
         "model": assistant_model_config(assistant).display_name,
     }
+
+
+def assistants_warm_up() -> dict[str, float]:
+    """Build each offered assistant's model and rehearse a run of it offline (see
+    `agent_runtime.warmup`); seconds per assistant id. MCP servers are not contacted."""
+    from agent_runtime.warmup import warm_up_model
+
+    took: dict[str, float] = {}
+    for assistant_id, assistant in assistant_registry().items():
+        tools = assistant(user=None).local_tools()
+        took[assistant_id] = warm_up_model(assistant_model_config(assistant), tools, assistant.system_prompt())
+    return took

@@ -53,6 +53,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.sync_times: deque[float] = deque()
         self.sync_pending: asyncio.Task[None] | None = None
         self.last_snapshot = 0.0
+        self.session_checked = float("-inf")  # the first frame is checked
         await self.accept()
         await self.send_snapshot()
         self.session_watch = asyncio.create_task(self.watch_session())
@@ -73,7 +74,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.send_error(protocol.BAD_REQUEST, BAD_JSON)
             return
         kind = frame.get("type") if isinstance(frame, dict) else None
-        if kind in protocol.CLIENT_FRAME_TYPES and not await self.session_is_current():
+        if kind in protocol.CLIENT_FRAME_TYPES and not await self.session_still_current():
             await self.close(code=protocol.CLOSE_LOGGED_OUT)
             return
         if kind == protocol.CLIENT_SEND:
@@ -165,10 +166,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 return
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        """Relay run events straight away: channels' per-message database clean-up (a hop to the
-        worker thread) is for handlers that touch the database, and this one does not."""
+        """Relay run events, and read the tab's frames, straight away: channels' per-message database
+        clean-up (a hop to the worker thread) is for handlers that touch the database outside
+        `database_sync_to_async`, which closes stale connections itself on every call."""
         if message["type"] == protocol.GROUP_RUN_EVENT:
             await self.run_event(message)
+            return
+        if message["type"] == "websocket.receive":
+            await self.websocket_receive(message)
             return
         await super().dispatch(message)
 
@@ -202,6 +207,17 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def conversation_deleted(self, message: dict[str, Any]) -> None:
         """The conversation was deleted (in another tab): close, the page says it is gone."""
         await self.close(code=protocol.CLOSE_GONE)
+
+    async def session_still_current(self) -> bool:
+        """`session_is_current`, asked at most once per `SOCKET_SESSION_FRAME_RECHECK_SECONDS` for the
+        tab's frames (a burst of frames, or each send, does not pay for it every time)."""
+        now = asyncio.get_running_loop().time()
+        if now - self.session_checked < settings.SOCKET_SESSION_FRAME_RECHECK_SECONDS:
+            return True
+        if not await self.session_is_current():
+            return False
+        self.session_checked = now
+        return True
 
     async def session_is_current(self) -> bool:
         """Whether the user is still logged in with the session this socket was opened with."""

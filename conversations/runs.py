@@ -25,6 +25,7 @@ from uuid import uuid4
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from langchain_core.messages import BaseMessage
 
 from agent_runtime import events
 from agent_runtime.assistants import Assistant
@@ -36,7 +37,7 @@ from conversations.approvals import RunApprovals
 from conversations.assistants import assistant_model_config
 from conversations.event_log import get_event_log
 from conversations.models import Conversation, Message
-from conversations.selectors import history_for_agent, message_list, message_payload
+from conversations.selectors import message_list, message_payload
 from conversations.services import (
     RUN_NOT_STORED,
     StartedTurn,
@@ -99,13 +100,17 @@ async def run_events_read(run_id: str) -> list[Event]:
         return []
 
 
-async def run_start(*, conversation: Conversation, turn: StartedTurn, assistant: type[Assistant]) -> ActiveRun:
-    """Start the run answering a stored turn (see `sending.message_send`) and relay its events."""
+async def run_start(
+    *,
+    conversation: Conversation,
+    turn: StartedTurn,
+    assistant: type[Assistant],
+    history: list[BaseMessage],
+) -> ActiveRun:
+    """Start the run answering a stored turn, given the history its question follows (the send path,
+    `sending._turn`, reads it in the same database call that stores the turn), and relay its events."""
     assert turn.assistant_message is not None
     user_message = turn.user_message
-    history = await database_sync_to_async(history_for_agent)(
-        conversation=conversation, parent_id=user_message.parent_id, limit=settings.AGENT_HISTORY_MESSAGES
-    )
     if Conversation.owner.is_cached(conversation):
         owner = conversation.owner
     else:

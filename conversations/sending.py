@@ -17,12 +17,13 @@ from uuid import uuid4
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from langchain_core.messages import BaseMessage
 
 from agent_runtime.text import unstorable_character
 from conversations import live, protocol, runs
 from conversations.assistants import assistant_get, assistant_model_config
 from conversations.models import Conversation, Message
-from conversations.selectors import answer_for_client_id
+from conversations.selectors import answer_for_client_id, history_for_agent
 from conversations.services import (
     NothingToRegenerate,
     RateLimited,
@@ -160,43 +161,63 @@ async def branch_choose(*, conversation: Conversation, message_id: Any) -> int:
 async def _turn(
     conversation: Conversation, client_id: str, store: Callable[..., StartedTurn], *, branches: bool = False
 ) -> SendOutcome:
-    """The checks every run start shares, then `store` (in a worker thread) and the run; with
-    `branches`, the tabs are told of the new branch before the run starts."""
-    resent = await _resent(conversation, client_id)
-    if resent is not None:
-        return resent
-    assistant = assistant_get(conversation.assistant_id)
-    if assistant is None:
-        message = ASSISTANT_UNAVAILABLE.format(assistant_id=conversation.assistant_id)
-        raise SendRefused(protocol.ASSISTANT_UNAVAILABLE, message)
-    if runs.active_run_get(conversation.pk) is not None:
-        raise SendRefused(protocol.BUSY, RUN_BUSY)
-    limits = SendLimits(
-        messages_per_minute=settings.RATE_LIMIT_MESSAGES_PER_MINUTE,
-        concurrent_runs=settings.RATE_LIMIT_CONCURRENT_RUNS,
-    )
-    model = assistant_model_config(assistant).display_name
+    """The checks every run start shares, then `store` and the history of its question (one call to
+    the database thread) and the run; with `branches`, the tabs are told of the new branch before the
+    run starts. A resend of a stored `client_id` is found by the store's unique constraint, or, when
+    the send is refused, before the refusal: a resend is never refused."""
     try:
-        turn = await database_sync_to_async(store)(
-            conversation=conversation,
-            client_id=client_id,
-            run_id=uuid4().hex,
-            model=model,
-            worker=runs.WORKER_ID,
-            limits=limits,
+        assistant = assistant_get(conversation.assistant_id)
+        if assistant is None:
+            message = ASSISTANT_UNAVAILABLE.format(assistant_id=conversation.assistant_id)
+            raise SendRefused(protocol.ASSISTANT_UNAVAILABLE, message)
+        if runs.active_run_get(conversation.pk) is not None:
+            raise SendRefused(protocol.BUSY, RUN_BUSY)
+        limits = SendLimits(
+            messages_per_minute=settings.RATE_LIMIT_MESSAGES_PER_MINUTE,
+            concurrent_runs=settings.RATE_LIMIT_CONCURRENT_RUNS,
         )
-    except RunBusy:
-        raise SendRefused(protocol.BUSY, RUN_BUSY) from None
-    except NothingToRegenerate as nothing:
-        raise SendRefused(protocol.BAD_REQUEST, str(nothing)) from None
-    except RateLimited as limited:
-        seconds = limited.retry_after
-        raise SendRefused(protocol.RATE_LIMITED, RATE_LIMITED.format(seconds=seconds), seconds) from None
-    if turn.is_duplicate:  # sent at the same moment from another tab
+        model = assistant_model_config(assistant).display_name
+        try:
+            turn, history = await database_sync_to_async(_store_with_history)(
+                store,
+                conversation=conversation,
+                client_id=client_id,
+                run_id=uuid4().hex,
+                model=model,
+                worker=runs.WORKER_ID,
+                limits=limits,
+            )
+        except RunBusy:
+            raise SendRefused(protocol.BUSY, RUN_BUSY) from None
+        except NothingToRegenerate as nothing:
+            raise SendRefused(protocol.BAD_REQUEST, str(nothing)) from None
+        except RateLimited as limited:
+            seconds = limited.retry_after
+            raise SendRefused(protocol.RATE_LIMITED, RATE_LIMITED.format(seconds=seconds), seconds) from None
+    except SendRefused:
+        resent = await _resent(conversation, client_id)
+        if resent is not None:
+            return resent
+        raise
+    if turn.is_duplicate:  # sent before, or at the same moment from another tab
         return await _resent(conversation, client_id) or SendOutcome(run=None)
     if branches:
         await live.branch_changed_notify(conversation.pk)
-    return SendOutcome(run=await runs.run_start(conversation=conversation, turn=turn, assistant=assistant))
+    run = await runs.run_start(conversation=conversation, turn=turn, assistant=assistant, history=history)
+    return SendOutcome(run=run)
+
+
+def _store_with_history(store: Callable[..., StartedTurn], **kwargs: Any) -> tuple[StartedTurn, list[BaseMessage]]:
+    """Store the turn, then read the history its question follows, in one trip to the database thread."""
+    turn = store(**kwargs)
+    if turn.is_duplicate:
+        return turn, []
+    history = history_for_agent(
+        conversation=kwargs["conversation"],
+        parent_id=turn.user_message.parent_id,
+        limit=settings.AGENT_HISTORY_MESSAGES,
+    )
+    return turn, history
 
 
 def _question_get(conversation: Conversation, message_id: int) -> Message | None:

@@ -206,6 +206,29 @@ async def test_a_deactivated_account_cannot_send(tabs, alice, conversation):
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(("window", "checks"), [(60, 1), (0, 5)])
+async def test_a_burst_of_frames_checks_the_session_once_per_window(tabs, settings, monkeypatch, window, checks):
+    from conversations import consumers
+
+    settings.SOCKET_SESSION_FRAME_RECHECK_SECONDS = window
+    asked = []
+
+    def counting(**kwargs):
+        asked.append(kwargs)
+        return True
+
+    monkeypatch.setattr(consumers, "session_is_current", counting)
+    tab = await tabs()
+
+    for _ in range(5):
+        await tab.send({"type": "stop"})  # nothing to stop: no answer, only the check
+    await tab.send({"type": "sync"})
+    await tab.receive_until(lambda f: f["type"] == "snapshot")
+
+    assert len(asked) == checks + (1 if window == 0 else 0)  # the sync is a sixth frame
+
+
+@pytest.mark.asyncio
 async def test_sync_floods_get_one_snapshot_per_interval_and_then_a_close(tabs, settings):
     settings.SYNC_MIN_INTERVAL_SECONDS = 0.5
     settings.SYNC_MAX_PER_MINUTE = 20
