@@ -51,6 +51,9 @@ SyncRunner = Callable[[Callable[..., Any]], Callable[..., Awaitable[Any]]]
 ApprovalRule = bool | Callable[[Any, dict[str, Any]], bool]
 """`True` (always ask), `False` (never), or `rule(assistant, args) -> bool` deciding per call."""
 
+_method_schemas: dict[tuple[type, str], Any] = {}
+"""The argument schema of each assistant class's `@tool` method (the same for every instance)."""
+
 
 @dataclass(frozen=True)
 class ToolOptions:
@@ -129,13 +132,21 @@ class Assistant:
 
     async def tools(self) -> list[BaseTool]:
         """Every tool the model may call this run: the methods, the base tools, MCP's, and final_answer."""
-        own = [self._method_tool(name) for name in self.tool_methods()]
         served = await mcp_tools(type(self)) if self.mcp_servers else []
-        return [*own, *self.base_tools, *served, TOOLS_BY_NAME["final_answer"]]
+        own = self.local_tools()
+        return [*own[:-1], *served, own[-1]]
+
+    def local_tools(self) -> list[BaseTool]:
+        """The tools that need no MCP server: the methods, the base tools, and final_answer (last)."""
+        own = [self._method_tool(name) for name in self.tool_methods()]
+        return [*own, *self.base_tools, TOOLS_BY_NAME["final_answer"]]
 
     def _method_tool(self, name: str) -> BaseTool:
         method = getattr(self, name)
-        schema = create_schema_from_function(name, method)
+        key = (type(self), name)
+        schema = _method_schemas.get(key)
+        if schema is None:  # the same for every instance: made once per process (a pydantic model)
+            schema = _method_schemas[key] = create_schema_from_function(name, method)
         call = method if inspect.iscoroutinefunction(method) else self._run_sync(method)
 
         @functools.wraps(method)

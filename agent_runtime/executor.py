@@ -28,6 +28,7 @@ from agent_runtime.assistants import ArithmeticAssistant
 from agent_runtime.callbacks import QueueCallbackHandler
 from agent_runtime.errors import describe_model_error, describe_tool_error
 from agent_runtime.events import Event
+from agent_runtime.llm import shared_model, tool_schemas
 from agent_runtime.report import RunReport, ToolStep
 from agent_runtime.stream import EventStream
 from agent_runtime.text import clean_text, clean_value, refuse_constant
@@ -208,13 +209,23 @@ class AgentRun:
         raise _StopRun(events.ERROR_MAX_ITERATIONS, MAX_ITERATIONS_REACHED.format(n=self._max_iterations))
 
     def _bind_model(self) -> Runnable:
-        """The model with this run's callbacks, given through its configurable field, and tools bound."""
+        """The model with its tools bound and this run's callbacks in the call's config.
+
+        `build_chat_model`'s model is shared by every run of the process: the run's callbacks go
+        with its calls (never onto the shared instance), and its tools' schemas are converted once
+        per tool. Any other runnable with a configurable `callbacks` field gets them through it.
+        """
+        callbacks = [self.handler]
+        shared = shared_model(self._llm)
+        if shared is not None:
+            return shared.bind_tools(tool_schemas(list(self._tools.values())), tool_choice="any").with_config(
+                callbacks=callbacks
+            )
         llm = self._llm
-        configurable = {"configurable": {"callbacks": [self.handler]}}
         if hasattr(llm, "prepare"):
-            llm, _ = llm.prepare(configurable)
+            llm, _ = llm.prepare({"configurable": {"callbacks": callbacks}})
         else:
-            llm = llm.with_config(callbacks=[self.handler])
+            llm = llm.with_config(callbacks=callbacks)
         return llm.bind_tools(list(self._tools.values()), tool_choice="any")
 
     async def _stream_step(self, bound: Runnable, messages: list[BaseMessage]) -> AIMessageChunk:

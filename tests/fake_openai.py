@@ -19,6 +19,11 @@ Response kinds:
 
 ``delay_before`` waits before the status line. Builders: ``content_chunks``, ``tool_calls_chunks``,
 ``split_text``. Pytest fixture: ``fake_openai``.
+
+Timing (for the benchmark): each request to the completions route appends a ``RequestTiming`` to
+``timings``, with the ``time.monotonic()`` at which its request line arrived and at which the first
+event of its stream was written to the socket. ``FakeOpenAI(default=...)`` answers with that response
+(or ``default(payload)``) whenever nothing is scripted, instead of the 500 ``NO_SCRIPTED_RESPONSE``.
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Self
@@ -77,6 +83,14 @@ class ErrorResponse:
 
 
 Response = StreamResponse | ErrorResponse
+
+
+@dataclass
+class RequestTiming:
+    """When one completions request arrived and when its stream's first event was written (monotonic)."""
+
+    received: float
+    first_event: float | None = None
 
 
 def split_text(text: str, size: int) -> list[str]:
@@ -168,8 +182,9 @@ _STREAM_HEAD = (
 
 async def _read_request(
     reader: asyncio.StreamReader,
-) -> tuple[str, str, dict[str, str], bytes] | None:
+) -> tuple[str, str, dict[str, str], bytes, float] | None:
     line = await reader.readline()
+    received = time.monotonic()
     if not line.strip():
         return None
     method, target, _version = line.decode("latin-1").split()
@@ -178,7 +193,7 @@ async def _read_request(
         name, _, value = raw.decode("latin-1").partition(":")
         headers[name.strip().lower()] = value.strip()
     body = await reader.readexactly(int(headers.get("content-length", "0")))
-    return method, target.split("?")[0], headers, body
+    return method, target.split("?")[0], headers, body, received
 
 
 async def _sleep_or_eof(reader: asyncio.StreamReader, seconds: float) -> bool:
@@ -217,10 +232,14 @@ def _no_buffering(writer: asyncio.StreamWriter) -> None:
 class FakeOpenAI:
     """Threaded fake of the OpenAI chat.completions streaming endpoint."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", *, default: Response | Callable[[dict[str, Any]], Response] | None = None
+    ) -> None:
         self.host = host
         self.port = 0
+        self.default = default
         self.requests: list[dict[str, Any]] = []
+        self.timings: list[RequestTiming] = []
         self.disconnects = 0
         self.completed_streams = 0
         self._queue: deque[Response] = deque()
@@ -313,12 +332,15 @@ class FakeOpenAI:
         request = await _read_request(reader)
         if request is None:
             return False
-        method, path, headers, body = request
+        method, path, headers, body, received = request
         keep_alive = headers.get("connection", "").lower() != "close"
         if (method, path) != ("POST", "/v1/chat/completions"):
             error = _invalid(404, f"fake OpenAI: no route {method} {path}")
             return await self._send_error(writer, error, keep_alive)
         payload = json.loads(body or b"{}")
+        timing = RequestTiming(received=received)
+        with self._lock:
+            self.timings.append(timing)
         response = self._next_response(payload)
         if response.delay_before and await _sleep_or_eof(reader, response.delay_before):
             self._note_disconnect()
@@ -329,13 +351,15 @@ class FakeOpenAI:
             error = _invalid(400, STREAM_REQUIRED)
             return await self._send_error(writer, error, keep_alive)
         include_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
-        return await self._stream(reader, writer, response, include_usage) and keep_alive
+        return await self._stream(reader, writer, response, include_usage, timing) and keep_alive
 
     def _next_response(self, payload: dict[str, Any]) -> Response:
         with self._lock:
             self.requests.append(payload)
             if self._queue:
                 return self._queue.popleft()
+        if self.default is not None:
+            return self.default(payload) if callable(self.default) else self.default
         return ErrorResponse(500, NO_SCRIPTED_RESPONSE, code="no_scripted_response")
 
     async def _send_error(self, writer: asyncio.StreamWriter, error: ErrorResponse, keep_alive: bool) -> bool:
@@ -349,6 +373,7 @@ class FakeOpenAI:
         writer: asyncio.StreamWriter,
         resp: StreamResponse,
         include_usage: bool,
+        timing: RequestTiming | None = None,
     ) -> bool:
         events = _sse_events(resp.chunks, include_usage)
         limits = [n for n in (resp.cut_after, resp.stall_after) if n is not None]
@@ -359,6 +384,8 @@ class FakeOpenAI:
                 if n and resp.delay and await _sleep_or_eof(reader, resp.delay):
                     return self._note_disconnect()
                 await _write_event(writer, event, resp.write_size)
+                if timing is not None and timing.first_event is None:
+                    timing.first_event = time.monotonic()
             if stop_at == resp.cut_after:
                 writer.transport.abort()
                 return False

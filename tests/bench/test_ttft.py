@@ -1,0 +1,149 @@
+"""Time to first token: the process warm-up, and the benchmark scenario's own arithmetic.
+
+The scenario end to end (`python -m bench.ttft --quick`) starts real processes and takes about a
+minute; here its figures and targets are checked on made-up samples, and the warm-up on this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import pytest
+
+from bench import ttft
+from conversations.apps import serving_process, warm_up, warm_up_if_serving
+from tests.fake_openai import FakeOpenAI, RequestTiming
+
+
+@pytest.mark.parametrize(
+    ("argv", "serving"),
+    [
+        (["/srv/.venv/bin/daphne", "chatsite.asgi:application"], True),
+        (["/srv/.venv/lib/python3.11/site-packages/uvicorn/__main__.py", "chatsite.asgi:application"], True),
+        (["gunicorn"], True),
+        (["manage.py", "migrate"], False),
+        (["/srv/.venv/bin/pytest"], False),
+        ([""], False),
+    ],
+)
+def test_only_web_server_processes_count_as_serving(argv, serving):
+    assert serving_process(argv) is serving
+
+
+def test_no_warm_up_outside_a_web_server_or_when_switched_off(settings, monkeypatch):
+    assert warm_up_if_serving() is None  # this is pytest
+    monkeypatch.setattr("sys.argv", ["/srv/.venv/bin/daphne", "chatsite.asgi:application"])
+    settings.AGENT_WARM_UP = False
+    assert warm_up_if_serving() is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_warm_up_gets_every_part_ready_without_a_failure(caplog):
+    with caplog.at_level(logging.WARNING, logger="conversations.apps"):
+        took = warm_up()
+    assert set(took) == {"models", "database", "channels"}
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+@pytest.mark.asyncio
+async def test_the_channel_layer_and_event_log_connections_open_in_the_serving_loop(caplog):
+    from conversations import apps
+
+    assert apps._serving_loop() is asyncio.get_running_loop()
+    with caplog.at_level(logging.WARNING, logger="conversations.apps"):
+        await apps._open_connections()
+    assert caplog.records == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_forked_after_the_warm_up_still_gets_its_database_calls_run():
+    from asgiref.sync import SyncToAsync
+
+    from conversations import apps
+
+    apps._warm_database()  # the worker thread now exists in this process
+    pid = os.fork()
+    if pid == 0:  # the child: its copy of the executor must run work (gunicorn --preload forks like this)
+        try:
+            SyncToAsync.single_thread_executor.submit(lambda: None).result(timeout=5)
+        except BaseException:
+            os._exit(1)
+        os._exit(0)
+    _pid, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_failing_part_is_logged_and_skipped(monkeypatch, caplog):
+    def broken() -> None:
+        raise RuntimeError("no channel layer today")
+
+    monkeypatch.setattr("conversations.apps._warm_channels", broken)
+    monkeypatch.setattr("conversations.apps._warm_database", lambda: None)
+    with caplog.at_level(logging.WARNING, logger="conversations.apps"):
+        took = warm_up()
+    assert "channels" in took
+    assert any("warming up the channels failed" in r.getMessage() for r in caplog.records)
+
+
+def send(sent: float, received: float | None, first_event: float | None, frames: list[float | None]) -> ttft.Send:
+    timing = None if received is None else RequestTiming(received=received, first_event=first_event)
+    return ttft.Send(sent=sent, timing=timing, first_frames=frames, done=True, requests=0 if timing is None else 1)
+
+
+def test_a_send_is_split_into_the_products_share_and_the_way_back():
+    one = send(10.0, 10.002, 10.003, [10.005, 10.006])
+    assert one.share_ms == pytest.approx(2.0)
+    assert one.first_frame_ms == pytest.approx([5.0, 6.0])
+    assert one.model_to_frame_ms == pytest.approx([2.0, 3.0])
+
+
+def test_a_send_the_model_never_saw_or_a_tab_never_got_counts_as_failed():
+    samples = ttft.Samples()
+    samples.add(send(1.0, None, None, [1.1, 1.1]), cold=False)
+    samples.add(send(1.0, 1.001, 1.002, [1.1, None]), cold=False)
+    samples.add(send(1.0, 1.001, 1.002, [1.1, 1.2]), cold=False)
+    assert samples.failed == 2 and len(samples.share) == 1
+    assert samples.failures == {"0 model requests": 1, "a tab got no token": 1}
+
+
+def test_summary_and_targets():
+    samples = ttft.Samples()
+    samples.add(send(0.0, 0.300, 0.301, [0.320, 0.330]), cold=True)
+    for n in range(10):
+        samples.add(send(float(n), n + 0.002 + n / 10000, n + 0.003, [n + 0.006, n + 0.007]), cold=False)
+    samples.direct_first_token += [1.5, 2.5, 2.0]
+    figures = ttft.summarise(samples, ttft.QUICK)
+    assert figures["product_share_p50_ms"] == pytest.approx(2.4, abs=0.11)
+    assert figures["cold_share_ms"] == pytest.approx(300)
+    assert figures["cold_extra_ms"] == pytest.approx(330 - figures["send_to_first_frame_p50_ms"])
+    assert figures["direct_first_token_p50_ms"] == 2.0
+
+    results = {"configs": {"sqlite_memory": figures, "postgres_redis": {"skipped": "no PostgreSQL"}}}
+    results["targets"] = ttft.targets(results["configs"])
+    verdicts = {t["name"]: t["met"] for t in results["targets"]}
+    assert verdicts == {
+        "TTFT product share p50, SQLite + in-memory (warm)": True,
+        "TTFT product share p50, PostgreSQL + Redis (warm)": None,
+        "TTFT first send after start minus warm p50, SQLite + in-memory": False,
+        "TTFT first send after start minus warm p50, PostgreSQL + Redis": None,
+    }
+    printed = ttft.table(results)
+    assert "MET: TTFT product share p50, SQLite" in printed
+    assert "MISSED: TTFT first send after start" in printed
+    assert "skipped: no PostgreSQL" in printed
+
+
+def test_the_model_server_stamps_each_request_and_its_first_event():
+    import httpx
+
+    with FakeOpenAI(default=ttft.answer()) as fake:
+        for _ in range(2):
+            response = httpx.post(
+                fake.base_url + "/chat/completions", json={"model": "m", "messages": [], "stream": True}, timeout=5
+            )
+            assert response.status_code == 200 and response.text.endswith("data: [DONE]\n\n")
+    assert len(fake.timings) == 2
+    for timing in fake.timings:
+        assert timing.first_event is not None and timing.received <= timing.first_event
