@@ -192,10 +192,7 @@ def turn_start(
             assistant_message = _answer_create(conversation, user_message, run_id, model, worker, now)
             _leaf_set(conversation, assistant_message, title=_title_from(content))
     except IntegrityError:
-        existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
-        if existing is not None:
-            return StartedTurn(user_message=existing, assistant_message=None)
-        raise RunBusy from None
+        return _resent_or_busy(conversation, client_id)
     return StartedTurn(user_message=user_message, assistant_message=assistant_message)
 
 
@@ -230,11 +227,17 @@ def answer_regenerate(
             answer = _answer_create(conversation, leaf, run_id, model, worker, now, client_id=client_id)
             _leaf_set(conversation, answer)
     except IntegrityError:
-        existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
-        if existing is not None:
-            return StartedTurn(user_message=existing, assistant_message=None)
-        raise RunBusy from None
+        return _resent_or_busy(conversation, client_id)
     return StartedTurn(user_message=leaf, assistant_message=answer)
+
+
+def _resent_or_busy(conversation: Conversation, client_id: str) -> StartedTurn:
+    """After a unique constraint refused the insert: a resend of `client_id` (nothing written), or else
+    another answer being written (RunBusy)."""
+    existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
+    if existing is None:
+        raise RunBusy
+    return StartedTurn(user_message=existing, assistant_message=None)
 
 
 def branch_select(*, conversation: Conversation, message_id: int) -> int:
