@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format bench bench-quick migrate superuser clean
+.PHONY: help run test lint format bench bench-quick bench-profile migrate superuser clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,11 +34,14 @@ test: $(STAMP) ## Run the whole test suite (set-up included)
 	@if command -v node >/dev/null; then node --test tests/js/; else echo "node not found: skipping the page's JavaScript tests"; fi
 	$(BIN)/pytest
 
-bench: $(STAMP) ## The full benchmark (about 15 minutes): bench/results.json and a table
+bench: $(STAMP) ## The full benchmark (about 20 minutes): bench/results.json, a table, docs/bench-*.png
 	$(BIN)/python -m bench.run
 
-bench-quick: $(STAMP) ## A quick benchmark run (under 2 minutes)
+bench-quick: $(STAMP) ## A quick benchmark run (about 4 minutes): saturation per server, first token, targets
 	$(BIN)/python -m bench.run --quick
+
+bench-profile: $(STAMP) ## Where the server's CPU goes per relayed token (py-spy; SERVER=uvicorn|daphne)
+	$(BIN)/python -m bench.profile --server $${SERVER:-uvicorn} --total $${TOTAL:-1000}
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .

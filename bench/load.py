@@ -56,36 +56,59 @@ def _step_record(total: float, conversations: int, rep: RepResult, passed: bool)
 
 async def saturation(bench: Bench, totals: list[float], tokens: int) -> dict[str, Any]:
     """Step the total token rate up (more conversations at the server's per-run pace) until a step fails twice."""
-    streams: list[Stream] = []
-    steps: list[dict[str, Any]] = []
-    best: dict[str, Any] | None = None
+    return (await saturation_paired([bench], totals, tokens))[0]
+
+
+async def saturation_paired(benches: list[Bench], totals: list[float], tokens: int) -> list[dict[str, Any]]:
+    """`saturation` on several servers at once, step by step: each step runs on every server still
+    passing before the next step starts, so that drift on the machine hits them alike."""
+    pools: list[list[Stream]] = [[] for _ in benches]
+    steps: list[list[dict[str, Any]]] = [[] for _ in benches]
+    best: list[dict[str, Any] | None] = [None for _ in benches]
+    going = set(range(len(benches)))
+    rate = benches[0].rate
     try:
-        for total in (t for t in totals if t >= bench.rate):
-            conversations = round(total / bench.rate)
-            active = await _streams_for(bench, streams, conversations)
-            rep = await run_streams(bench, active, tokens)
-            failures = step_failures(rep, bench.rate)
-            if failures:  # one retry: a single noisy step must not end the search
+        for total in (t for t in totals if t >= rate):
+            for index in sorted(going):
+                bench, streams = benches[index], pools[index]
+                conversations = round(total / bench.rate)
                 active = await _streams_for(bench, streams, conversations)
                 rep = await run_streams(bench, active, tokens)
                 failures = step_failures(rep, bench.rate)
-            passed = not failures
-            steps.append({**_step_record(total, conversations, rep, passed), "failures": failures})
-            if not passed:
+                if failures:  # one retry: a single noisy step must not end the search
+                    active = await _streams_for(bench, streams, conversations)
+                    rep = await run_streams(bench, active, tokens)
+                    failures = step_failures(rep, bench.rate)
+                passed = not failures
+                steps[index].append({**_step_record(total, conversations, rep, passed), "failures": failures})
+                if passed:
+                    best[index] = steps[index][-1]
+                else:
+                    going.discard(index)
+                    for stream in streams:  # an overloaded server's tabs must not load the others' steps
+                        await stream.close()
+                    streams.clear()
+            if not going:
                 break
-            best = steps[-1]
     finally:
-        for stream in streams:
-            await stream.close()
-    return {
-        "layer": bench.layer,
-        "per_run_tokens_per_s": bench.rate,
-        "tokens_per_run": tokens,
-        "tabs_per_conversation": TABS_PER_CONVERSATION,
-        "max_passing_tokens_per_s": best["relayed_tokens_per_s"] if best else 0.0,
-        "max_passing_offered": best["offered_tokens_per_s"] if best else 0.0,
-        "steps": steps,
-    }
+        for streams in pools:
+            for stream in streams:
+                await stream.close()
+    return [
+        {
+            "layer": bench.layer,
+            "server": bench.server_name,
+            "per_run_tokens_per_s": bench.rate,
+            "tokens_per_run": tokens,
+            "tabs_per_conversation": TABS_PER_CONVERSATION,
+            "max_passing_tokens_per_s": top["relayed_tokens_per_s"] if top else 0.0,
+            "max_passing_offered": top["offered_tokens_per_s"] if top else 0.0,
+            "cpu_s_per_1k_at_max": top["cpu_s_per_1k_tokens"] if top else None,
+            "p99_ms_at_max": top["p99_ms"] if top else None,
+            "steps": server_steps,
+        }
+        for bench, top, server_steps in zip(benches, best, steps, strict=True)
+    ]
 
 
 async def scale(bench: Bench, conversations: int, tokens: int, reps: int) -> dict[str, Any]:
@@ -100,6 +123,7 @@ async def scale(bench: Bench, conversations: int, tokens: int, reps: int) -> dic
     worst = max(results, key=lambda r: r.p99_ms)
     return {
         "layer": bench.layer,
+        "server": bench.server_name,
         "conversations": conversations,
         "tabs": conversations * TABS_PER_CONVERSATION,
         "per_run_tokens_per_s": bench.rate,

@@ -21,6 +21,7 @@ MEDIAN_FIELDS = (
     "peak_rss_mib",
     "start_ms",
     "others_cores",
+    "client_cores",
 )
 SUM_FIELDS = ("lost_live", "lost", "doubled", "duplicates", "reordered", "refused", "unfinished")
 RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
@@ -63,6 +64,7 @@ def _num(value: Any, digits: int = 2) -> str:
 
 COLUMNS = (
     ("system", 8),
+    ("server", 9),
     ("layer", 7),
     ("tok/s", 6),
     ("tabs", 4),
@@ -89,6 +91,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         cells = [
             r["system"],
+            server_of(r),
             r["layer"],
             _rate(r["rate"]),
             str(r["tabs"]),
@@ -111,8 +114,114 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def server_of(record: dict[str, Any]) -> str:
+    """The server a row or saturation was measured on (results from before the comparison: daphne)."""
+    return record.get("server") or "daphne"
+
+
 def _find(rows: list[dict[str, Any]], **key: Any) -> dict[str, Any] | None:
-    return next((r for r in rows if all(r[k] == v for k, v in key.items())), None)
+    server = key.pop("server", None)
+    return next(
+        (r for r in rows if all(r[k] == v for k, v in key.items()) and (server is None or server_of(r) == server)),
+        None,
+    )
+
+
+SATURATION_TARGET = 3000.0
+PRODUCTION_SERVER = "uvicorn"
+
+
+def common_step(saturations: list[dict[str, Any]]) -> float | None:
+    """The highest offered load every one of these saturations passed: where their CPU compares."""
+    passed = [{step["offered_tokens_per_s"] for step in sat["steps"] if step["passed"]} for sat in saturations]
+    shared = set.intersection(*passed) if passed else set()
+    return max(shared) if shared else None
+
+
+def step_at(saturation: dict[str, Any], offered: float | None) -> dict[str, Any] | None:
+    """The passing step of a saturation at this offered load."""
+    return next((s for s in saturation["steps"] if s["passed"] and s["offered_tokens_per_s"] == offered), None)
+
+
+def server_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The server comparison: per (layer, server) the saturation, its p99 and CPU per 1,000 relayed
+    tokens at the highest step all servers of that layer passed, and the 60 tok/s x 3 tabs latency."""
+    rows = []
+    by_layer: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for sat in results.get("saturation", []):
+        by_layer.setdefault((sat["layer"], sat["per_run_tokens_per_s"]), []).append(sat)
+    for (layer, per_run), sats in by_layer.items():
+        shared = common_step(sats)
+        for sat in sats:
+            step = step_at(sat, shared)
+            latency = _find(results["configs"], system="product", layer=layer, rate=60, tabs=3, server=server_of(sat))
+            rows.append(
+                {
+                    "layer": layer,
+                    "per_run": per_run,
+                    "server": server_of(sat),
+                    "max_tokens_per_s": sat["max_passing_tokens_per_s"],
+                    "p99_at_max_ms": sat.get("p99_ms_at_max"),
+                    "cpu_at_max": sat.get("cpu_s_per_1k_at_max"),
+                    "common_offered": shared,
+                    "p99_at_common_ms": step["p99_ms"] if step else None,
+                    "cpu_at_common": step["cpu_s_per_1k_tokens"] if step else None,
+                    "lost": sum(s["lost_live"] for s in sat["steps"] if s["passed"]),
+                    "p99_60x3_ms": latency["p99_ms"] if latency else None,
+                    "p50_60x3_ms": latency["p50_ms"] if latency else None,
+                    "cpu_60x3": latency["cpu_s_per_1k_tokens"] if latency else None,
+                }
+            )
+    return rows
+
+
+SERVER_COLUMNS = (
+    ("layer", 7),
+    ("/run", 5),
+    ("server", 15),
+    ("max tok/s", 9),
+    ("p99 ms", 7),
+    ("cpu s/1k", 8),
+    ("at tok/s", 8),
+    ("p99 ms", 7),
+    ("cpu s/1k", 8),
+    ("lost", 4),
+    ("60x3 p50", 8),
+    ("60x3 p99", 8),
+    ("cpu s/1k", 8),
+)
+
+
+def _server_cells(row: dict[str, Any]) -> list[str]:
+    return [
+        row["layer"],
+        f"{row['per_run']:g}",
+        row["server"],
+        _num(row["max_tokens_per_s"], 0),
+        _num(row["p99_at_max_ms"], 1),
+        _num(row["cpu_at_max"], 3),
+        _num(row["common_offered"], 0),
+        _num(row["p99_at_common_ms"], 1),
+        _num(row["cpu_at_common"], 3),
+        str(row["lost"]),
+        _num(row["p50_60x3_ms"], 2),
+        _num(row["p99_60x3_ms"], 2),
+        _num(row["cpu_60x3"], 2),
+    ]
+
+
+def server_table(results: dict[str, Any]) -> str:
+    """Saturation (max tok/s relayed to 3 tabs, p99 < 100 ms, nothing lost) and CPU per 1,000 relayed
+    tokens, per layer and server: at each one's maximum, and at the highest load all passed."""
+    rows = server_rows(results)
+    if not rows:
+        return ""
+    head = "servers: saturation (max; at the highest load all passed) and 60 tok/s x 3 tabs"
+    lines = [head, "  ".join(name.rjust(width) for name, width in SERVER_COLUMNS)]
+    for row in rows:
+        cells = _server_cells(row)
+        lines.append("  ".join(cell.rjust(width) for cell, (_n, width) in zip(cells, SERVER_COLUMNS, strict=True)))
+    return "\n".join(lines)
 
 
 def _target(name: str, measured: Any, met: bool | None) -> dict[str, Any]:
@@ -153,8 +262,18 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             out.append(_target(f"{label}: <= 0.2 group sends per token", sends, sends is not None and sends <= 0.2))
     for sat in results.get("saturation", []):
         best = sat["max_passing_tokens_per_s"]
-        label = f"saturation ({sat['layer']}, {sat['per_run_tokens_per_s']:g} tok/s per run, 3 tabs)"
-        out.append(_target(f"{label}: >= 10,000 tok/s with p99 < 100 ms", best, best >= 10000))
+        label = f"saturation ({sat['layer']}, {server_of(sat)}, {sat['per_run_tokens_per_s']:g} tok/s per run, 3 tabs)"
+        # Met when a step offering the target passed (p99, nothing lost, the model at its pace): what it
+        # relayed is measured from the model's own pace, which reads a hair under nominal (99.97 for 100).
+        offered = sat.get("max_passing_offered", best)
+        out.append(
+            _target(
+                f"{label}: >= {SATURATION_TARGET:,.0f} tok/s, p99 < 100 ms, nothing lost "
+                f"(relayed; highest passing step {offered:,.0f} offered)",
+                best,
+                offered >= SATURATION_TARGET,
+            )
+        )
     for sc in results.get("scale", []):
         ok = sc["p99_ms"] <= 20 and sc["lost"] == 0 and sc["reordered"] == 0 and sc["exact"]
         out.append(
@@ -167,6 +286,21 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     for mem in results.get("memory", []):
         out.append(
             _target(f"idle tab memory ({mem['layer']}): <= 100 KiB", mem["kib_per_tab"], mem["kib_per_tab"] <= 100)
+        )
+    for t in (results.get("ttft") or {}).get("targets", []):
+        unit = f" {t['unit']}" if t.get("unit") else ""
+        out.append(_target(f"first token: {t['name']} (target {t['target']}{unit})", t["value"], t["met"]))
+    cluster = results.get("cluster") or {}
+    if cluster.get("two"):
+        two, one = cluster["two"], cluster["one"]
+        ok = two["lost_live"] == 0 and two["exact"] and two["p99_ms"] < 100
+        out.append(
+            _target(
+                f"two processes (PostgreSQL + Redis pubsub), {cluster['offered_tokens_per_s']:g} tok/s: "
+                f"nothing lost, p99 < 100 ms (one process: p99 {_num(one['p99_ms'], 1)} ms)",
+                two["p99_ms"],
+                ok,
+            )
         )
     return out
 
@@ -182,8 +316,9 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
             for s in sat["steps"]
         )
         lines.append(
-            f"saturation {sat['layer']} ({sat['per_run_tokens_per_s']:g}/run): "
-            f"max {sat['max_passing_tokens_per_s']} tok/s relayed to 3 tabs [{steps}]"
+            f"saturation {sat['layer']} {server_of(sat)} ({sat['per_run_tokens_per_s']:g}/run): "
+            f"max {sat['max_passing_tokens_per_s']} tok/s relayed to 3 tabs, "
+            f"cpu {_num(sat.get('cpu_s_per_1k_at_max'), 3)} s/1k there [{steps}]"
         )
     for sc in results.get("scale", []):
         lines.append(
@@ -194,6 +329,22 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     for mem in results.get("memory", []):
         lines.append(
             f"memory {mem['layer']}: {_num(mem['kib_per_tab'], 1)} KiB per idle tab ({mem['connections']} tabs)"
+        )
+    cluster = results.get("cluster") or {}
+    for name in ("one", "two"):
+        for step in cluster.get("steps", {}).get(name, []):
+            lines.append(
+                f"{name} process{'es' if name == 'two' else ''} (PostgreSQL + Redis pubsub), "
+                f"{step['offered_tokens_per_s']:g} tok/s offered: {_num(step['relayed_tokens_per_s'], 0)} relayed, "
+                f"p99 {_num(step['p99_ms'], 1)} ms, lost {step['lost_live']}, "
+                f"server cpu {_num(step['cpu_s_per_1k_tokens'], 2)} s/1k, "
+                f"load generator {_num(step['client_cores'], 2)} cores, {'ok' if step['passed'] else 'FAIL'}"
+            )
+    counts = cluster.get("counts") or {}
+    if counts:
+        lines.append(
+            f"per answer: {counts['sql_total_per_answer']} SQL statements {counts['sql_per_answer']}, "
+            f"PostgreSQL {counts['pg_per_answer']}; Redis {counts['redis_total_per_token']} commands per token"
         )
     for t in results.get("targets", []):
         verdict = {True: "MET", False: "MISSED", None: "not measured"}[t["met"]]
@@ -207,11 +358,16 @@ def save(results: dict[str, Any], path: Path = RESULTS_PATH) -> None:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """The configurations and the verdicts as Markdown, for docs/benchmarks.md."""
+    """The configurations, the server comparison and the verdicts as Markdown, for docs/benchmarks.md."""
     head = [name for name, _width in COLUMNS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in table(results["configs"]).splitlines()[1:]:
         lines.append("| " + " | ".join(row.split()) + " |")
+    rows = server_rows(results)
+    if rows:
+        head = [name for name, _width in SERVER_COLUMNS]
+        lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(_server_cells(row)) + " |" for row in rows]
     lines += ["", *(f"- {line}" for line in summary_lines(results))]
     return "\n".join(lines)
 

@@ -1,7 +1,10 @@
 """`python -m bench.run [--quick]`: measure, print one table, write bench/results.json.
 
-Each (layer, model pace) gets its own daphne process serving `bench.asgi:application`,
-started, warmed up, measured and stopped before the next, on one SQLite database.
+Each (layer, model pace, server) gets its own server process serving `bench.asgi:application`,
+started, warmed up, measured and stopped before the next, on one SQLite database; servers
+compared with each other run side by side and take turns. Then time to first token
+(`bench.ttft`), and in the full run two processes on PostgreSQL + Redis (`bench.cluster`)
+and the charts (`bench.charts`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import re
 import sys
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +25,10 @@ import httpx
 import psutil
 
 from bench import report
-from bench.load import saturation, scale
+from bench.load import saturation_paired, scale
 from bench.plan import FULL, QUICK, Group, Plan
 from bench.scenarios import SYSTEMS, Bench, RepResult, Stream, idle_memory, run_streams
-from bench.servers import BenchDeployment, ProcessMeter, flush_redis, redis_available
+from bench.servers import PRODUCTION_SERVER, BenchDeployment, ProcessMeter, flush_redis, redis_available
 from tests.live_server import Server, Session
 
 WARMUP_TOKENS = 30
@@ -68,25 +71,53 @@ class Runner:
             "saturation": [],
             "scale": [],
             "memory": [],
+            "servers": list(dict.fromkeys(server for group in plan.groups for server in group.servers)),
             "load_average": [],
             "server_errors": [],
         }
 
     @asynccontextmanager
-    async def serving(self, layer: str, rate: float) -> AsyncIterator[Bench]:
-        """A fresh server process for this layer and pace, for the time of the block."""
-        server = await asyncio.to_thread(self.deployment.start_app, layer=layer, tokens_per_second=rate)
+    async def serving(
+        self, layer: str, rate: float, server_name: str = PRODUCTION_SERVER, env: dict[str, str] | None = None
+    ) -> AsyncIterator[Bench]:
+        """A fresh server process for this layer, pace and server (and `env`), for the time of the block."""
+        server = await asyncio.to_thread(
+            self.deployment.start_app,
+            layer=layer,
+            tokens_per_second=rate,
+            server=server_name,
+            flush=False,
+            **(env or {}),
+        )
         session: Session | None = None
         try:
             if self.user is None:
                 self.user = await asyncio.to_thread(self.deployment.sign_up, server)
             session = session_on(server, self.user)
-            yield Bench(server=server, session=session, meter=ProcessMeter(server.process.pid), layer=layer, rate=rate)
+            meter = ProcessMeter(server.process.pid)
+            yield Bench(server=server, session=session, meter=meter, layer=layer, rate=rate, server_name=server_name)
         finally:
             if session is not None:
                 session.http.close()
             await asyncio.to_thread(self.deployment.stop, server)
-            self.note_errors(f"{layer}@{rate:g} #{len(self.results['load_average'])}", server.log())
+            self.note_errors(f"{server_name} {layer}@{rate:g} #{len(self.results['load_average'])}", server.log())
+
+    @asynccontextmanager
+    async def serving_all(self, layer: str, rate: float, servers: tuple[str, ...]) -> AsyncIterator[list[Bench]]:
+        """One process per server, all running for the time of the block (Redis flushed once, before)."""
+        if layer != "memory":
+            await asyncio.to_thread(flush_redis)
+        async with AsyncExitStack() as stack:
+            benches = []
+            for name in servers:
+                try:
+                    benches.append(await stack.enter_async_context(self.serving(layer, rate, name)))
+                except (RuntimeError, OSError) as failed:  # a server that does not start is left out, said so
+                    if name == servers[0]:
+                        raise
+                    log(f"  {name} did not start: {str(failed)[-300:]}")
+                    self.results["server_errors"].append({"server": name, "did_not_start": str(failed)[-1000:]})
+            yield benches
 
     def note_errors(self, what: str, log_text: str) -> None:
         """Count the tracebacks the server logged (a consumer that crashed has dropped its tab)."""
@@ -113,19 +144,30 @@ class Runner:
         return self.results
 
     async def measure_group(self, group: Group) -> None:
-        """The product (and, on the in-memory layer, the references) at each tab count of the group."""
+        """The product (and, on the in-memory layer, the references) at each tab count, on each server."""
         systems = SYSTEMS if group.with_references else ("product",)
         self.note_load(f"{group.layer}@{group.rate:g}")
-        log(f"layer {group.layer}, {group.rate:g} tok/s, tabs {group.tabs}: {', '.join(systems)}")
-        async with self.serving(group.layer, group.rate) as bench:
-            await self.warm_up(bench, systems)
+        log(
+            f"layer {group.layer}, {group.rate:g} tok/s, tabs {group.tabs}, "
+            f"{'/'.join(group.servers)}: {', '.join(systems)}"
+        )
+        async with self.serving_all(group.layer, group.rate, group.servers) as benches:
+            # The references run on the first server only: they measure the model path, not the server.
+            pairs = [(benches[0], system) for system in systems] + [(bench, "product") for bench in benches[1:]]
+            for bench in benches:
+                await self.warm_up(bench, tuple(system for b, system in pairs if b is bench))
             for tabs in group.tabs:
-                reps = await self.repetitions(bench, systems, tabs)
-                for system in systems:
+                reps = await self.repetitions(pairs, tabs)
+                for bench, system in pairs:
                     layer = group.layer if system == "product" else "-"
-                    row = report.summarise(system, layer, group.rate, tabs, reps[system])
+                    row = report.summarise(system, layer, group.rate, tabs, reps[(bench.server_name, system)])
+                    row["server"] = bench.server_name
                     self.results["configs"].append(row)
-                    log(f"  {system:7} {tabs:2} tabs: p50 {row['p50_ms']} p99 {row['p99_ms']} ms, exact {row['exact']}")
+                    log(
+                        f"  {bench.server_name:9} {system:7} {tabs:2} tabs: "
+                        f"p50 {row['p50_ms']} p99 {row['p99_ms']} ms, "
+                        f"cpu {row['cpu_s_per_1k_tokens']} s/1k, exact {row['exact']}"
+                    )
 
     async def warm_up(self, bench: Bench, systems: tuple[str, ...]) -> None:
         """One short unmeasured run per system: imports, connections and caches warm."""
@@ -134,51 +176,85 @@ class Runner:
             await run_streams(bench, [stream], WARMUP_TOKENS)
             await stream.close()
 
-    async def repetitions(self, bench: Bench, systems: tuple[str, ...], tabs: int) -> dict[str, list[RepResult]]:
-        """`reps` runs of each system, interleaved so that drift on the machine hits them alike."""
-        streams = {system: await Stream.open(bench, system, tabs) for system in systems}
-        reps: dict[str, list[RepResult]] = {system: [] for system in systems}
+    async def repetitions(self, pairs: list[tuple[Bench, str]], tabs: int) -> dict[tuple[str, str], list[RepResult]]:
+        """`reps` runs of each (server, system), interleaved so that drift on the machine hits them alike."""
+        streams = {(b.server_name, system): (b, await Stream.open(b, system, tabs)) for b, system in pairs}
+        reps: dict[tuple[str, str], list[RepResult]] = {key: [] for key in streams}
         try:
             for _ in range(self.plan.reps):
-                for system in systems:
-                    reps[system].append(await run_streams(bench, [streams[system]], self.plan.tokens))
-                    if streams[system].refused:  # stuck busy: later runs need a conversation that is not
-                        log(f"  {system}: the conversation refused the run (busy); going on with a new one")
-                        await streams[system].close()
-                        streams[system] = await Stream.open(bench, system, tabs)
+                for key, (bench, stream) in streams.items():
+                    reps[key].append(await run_streams(bench, [stream], self.plan.tokens))
+                    if stream.refused:  # stuck busy: later runs need a conversation that is not
+                        log(f"  {key}: the conversation refused the run (busy); going on with a new one")
+                        await stream.close()
+                        streams[key] = (bench, await Stream.open(bench, key[1], tabs))
                     await asyncio.sleep(0.1)
         finally:
-            for stream in streams.values():
+            for _bench, stream in streams.values():
                 await stream.close()
         return reps
 
     async def measure_load(self) -> None:
-        """Idle memory, scale and saturation: many conversations on one process."""
+        """Idle memory, scale and saturation: many conversations on one process (per server)."""
         plan = self.plan
         for part in plan.load:
             self.note_load(f"load {part.layer}@{part.rate:g}")
-            async with self.serving(part.layer, part.rate) as bench:
-                await self.warm_up(bench, ("product",))
+            async with self.serving_all(part.layer, part.rate, part.servers) as benches:
+                for bench in benches:
+                    await self.warm_up(bench, ("product",))
+                bench = benches[0]
                 if part.idle:
-                    log(f"layer {part.layer}: {plan.idle_connections} idle tabs")
+                    log(f"layer {part.layer}: {plan.idle_connections} idle tabs ({bench.server_name})")
                     memory = await idle_memory(bench, plan.idle_connections)
-                    self.results["memory"].append({"layer": part.layer, **memory})
+                    self.results["memory"].append({"layer": part.layer, "server": bench.server_name, **memory})
                 if part.scale:
                     log(f"layer {part.layer}: {plan.scale_conversations} runs at {part.rate:g} tok/s at once")
                     result = await scale(bench, plan.scale_conversations, plan.tokens, plan.scale_reps)
                     self.results["scale"].append(result)
                     log(f"  p99 {result['p99_ms']:.1f} ms, lost {result['lost']}, exact {result['exact']}")
                 if part.saturation:
-                    log(f"layer {part.layer}: saturation, {part.rate:g} tok/s per run")
-                    result = await saturation(bench, list(plan.saturation_totals), plan.saturation_tokens)
-                    self.results["saturation"].append(result)
-                    log(f"  max {result['max_passing_tokens_per_s']} tok/s")
+                    names = "/".join(part.servers)
+                    log(f"layer {part.layer}: saturation, {part.rate:g} tok/s per run, {names}")
+                    found = await saturation_paired(benches, list(plan.saturation_totals), plan.saturation_tokens)
+                    self.results["saturation"] += found
+                    for result in found:
+                        log(
+                            f"  {result['server']:15} max {result['max_passing_tokens_per_s']} tok/s, "
+                            f"cpu {result['cpu_s_per_1k_at_max']} s/1k there"
+                        )
+
+
+async def optional_parts(plan: Plan, results: dict[str, Any]) -> None:
+    """Time to first token (`bench.ttft`), and in the full run the two-process run (`bench.cluster`)."""
+    try:
+        from bench.ttft import ttft_scenario
+    except ImportError as missing:
+        log(f"time to first token not measured ({missing})")
+        results["skipped"].append(f"time to first token ({missing})")
+    else:
+        log("time to first token")
+        try:
+            results["ttft"] = await ttft_scenario(plan.quick, log)
+        except Exception as failed:  # one part failing must not lose the rest of the run
+            log(f"time to first token failed: {failed!r}")
+            results["skipped"].append(f"time to first token (failed: {failed!r})")
+    if plan.cluster:
+        from bench.cluster import cluster_scenario
+
+        log("two processes on PostgreSQL + Redis")
+        try:
+            results["cluster"] = await cluster_scenario(log)
+        except Exception as failed:
+            log(f"the two-process run failed: {failed!r}")
+            results["skipped"].append(f"two processes on PostgreSQL + Redis (failed: {failed!r})")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a cut-down matrix, under 2 minutes")
+    parser.add_argument("--quick", action="store_true", help="a cut-down matrix, about 4 minutes")
+    parser.add_argument("--no-charts", action="store_true", help="do not redraw docs/bench-*.png (full run)")
+    parser.add_argument("--layers", help="only these channel layers, comma-separated (memory,core,pubsub)")
     parser.add_argument("--output", type=Path, default=report.RESULTS_PATH, help="where to write the JSON results")
     return parser.parse_args(argv)
 
@@ -188,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     plan = QUICK if args.quick else FULL
     results: dict[str, Any] = {"quick": plan.quick, "machine": machine(), "skipped": []}
+    if args.layers:
+        layers = set(args.layers.split(","))
+        plan = plan.only_layers(layers)
+        results["skipped"].append(f"layers other than {', '.join(sorted(layers))} (--layers)")
     if not redis_available():
         log("Redis is not reachable: measuring the in-memory layer only")
         results["skipped"].append("Redis layers (Redis not reachable)")
@@ -200,13 +280,26 @@ def main(argv: list[str] | None = None) -> int:
         deployment.close()
         if redis_available():
             flush_redis()
+    asyncio.run(optional_parts(plan, results))
+    if redis_available():
+        flush_redis()
     results["duration_s"] = round(time.monotonic() - started, 1)
     report.add_ratios(results["configs"])
     results["targets"] = report.targets(results)
     print(report.table(results["configs"]))
+    print(report.server_table(results))
+    if results.get("ttft"):
+        from bench.ttft import table as ttft_table
+
+        print(ttft_table(results["ttft"]))
     print("\n".join(report.summary_lines(results)))
     print(f"total {results['duration_s']} s; results in {args.output}")
     report.save(results, args.output)
+    if plan.charts and not args.no_charts:
+        from bench.charts import draw_all
+
+        for path in draw_all(results):
+            print(f"chart {path}")
     return 0
 
 

@@ -19,6 +19,8 @@ from bench.servers import CpuWindow, ProcessMeter
 from tests.live_server import Server, Session, ws_headers
 
 SYSTEMS = ("product", "lesson", "floor")
+# The latency quantiles each repetition keeps (the charts draw the distribution from them).
+QUANTILES = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999)
 OPEN_BATCH = 50
 DONE_GRACE = 3.0
 
@@ -38,6 +40,7 @@ class Bench:
     layer: str
     rate: float
     max_wait: float = 300.0
+    server_name: str = "uvicorn"
 
     def url(self, system: str, conversation_id: int) -> str:
         """The socket of a product conversation, or of a reference."""
@@ -112,6 +115,8 @@ class RepResult:
     unfinished: int
     start_ms: float
     others_cores: float
+    client_cores: float
+    latency_quantiles_ms: list[float]
     tabs: int
     runs: int
     wall_s: float
@@ -195,6 +200,8 @@ def _reduce(stats: list[TabStats], window: CpuWindow, *, runs: int, peak: int, t
         unfinished=sum(not s.done for s in stats),
         start_ms=_median(starts) * 1000,
         others_cores=window.others_cores,
+        client_cores=window.client_cpu / max(window.wall, 1e-9),
+        latency_quantiles_ms=[round(percentile(latencies, q) * 1000, 4) for q in QUANTILES],
         tabs=len(stats),
         runs=runs,
         wall_s=window.wall,

@@ -1,8 +1,9 @@
 """Server processes for the benchmark: `Deployment` for the database and env, our own starter.
 
-One SQLite database (migrated once) serves every daphne process of a bench run; each
-process gets its channel layer and model pace from its environment. `ProcessMeter`
-reads a process's CPU time and peak resident memory.
+One SQLite database (migrated once) serves every server process of a bench run; each
+process gets its channel layer and model pace from its environment, and is served by one
+of `SERVERS` (daphne, uvicorn with the production options, and the variants compared with
+them). `ProcessMeter` reads a process's CPU time and peak resident memory.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import psutil
 import redis
 
-from tests.live_server import Deployment, Server
+from tests.live_server import BIN, UVICORN_OPTIONS, Deployment, Server, server_command
 
 BENCH_APP = "bench.asgi:application"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -30,6 +31,46 @@ PRODUCT_ENV = {
     "RATE_LIMIT_MESSAGES_PER_MINUTE": "1000000",
     "RATE_LIMIT_CONCURRENT_RUNS": "100000",
 }
+
+
+def _uvicorn(app: str, port: int, **options: str) -> list[str]:
+    """uvicorn with the production options, some of them replaced."""
+    argv = [str(BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port), *UVICORN_OPTIONS]
+    for name, value in options.items():
+        argv[argv.index(f"--{name}") + 1] = value
+    return argv
+
+
+# Each server the bench can serve the product with: a function of (app, port) giving its command line.
+SERVERS = {
+    "daphne": lambda app, port: server_command("daphne", app, port),
+    "uvicorn": lambda app, port: server_command("uvicorn", app, port),
+    "uvicorn-legacy-ws": lambda app, port: _uvicorn(app, port, ws="websockets"),
+    "uvicorn-wsproto": lambda app, port: _uvicorn(app, port, ws="wsproto"),
+    "uvicorn-asyncio": lambda app, port: _uvicorn(app, port, loop="asyncio"),
+    "hypercorn": lambda app, port: [
+        str(BIN / "hypercorn"),
+        "-b",
+        f"127.0.0.1:{port}",
+        "-k",
+        "uvloop",
+        app,
+    ],
+    "granian": lambda app, port: [
+        str(BIN / "granian"),
+        "--interface",
+        "asginl",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--no-access-log",
+        app,
+    ],
+}
+PRODUCTION_SERVER = "uvicorn"
 
 
 def layer_env(layer: str) -> dict[str, str]:
@@ -85,18 +126,29 @@ class BenchDeployment(Deployment):
         return super().manage(*args)
 
     @classmethod
-    def prepare(cls) -> BenchDeployment:
-        """A fresh SQLite database, migrated, with the product's default timings."""
-        deployment = cls.create(extra_env=dict(PRODUCT_ENV))
+    def prepare(cls, database_url: str | None = None) -> BenchDeployment:
+        """A fresh database (SQLite, or PostgreSQL next to `database_url`), migrated, with the product's
+        default timings."""
+        deployment = cls.create(database_url=database_url, extra_env=dict(PRODUCT_ENV))
         assert isinstance(deployment, BenchDeployment)
         return deployment
 
-    def start_app(self, *, layer: str, tokens_per_second: float, app: str = BENCH_APP) -> Server:
-        """Start a daphne process serving `app` with this layer and model pace; wait until it answers."""
-        if layer != "memory":
+    def start_app(
+        self,
+        *,
+        layer: str,
+        tokens_per_second: float,
+        app: str = BENCH_APP,
+        server: str = PRODUCTION_SERVER,
+        flush: bool = True,
+        **extra_env: str,
+    ) -> Server:
+        """Start a process of `server` serving `app` with this layer and model pace; wait until it answers."""
+        if layer != "memory" and flush:
             flush_redis()
-        env = {**layer_env(layer), "OFFLINE_MODEL_TOKENS_PER_SECOND": str(tokens_per_second)}
-        return self.start_server(app=app, **env)
+        env = {**layer_env(layer), "OFFLINE_MODEL_TOKENS_PER_SECOND": str(tokens_per_second), **extra_env}
+        command = SERVERS[server]
+        return self.start_server(app=app, server=server, command=lambda port: command(app, port), **env)
 
     def stop(self, server: Server) -> None:
         """SIGTERM one server (SIGKILL after 10 s) and forget it."""
@@ -112,33 +164,52 @@ class BenchDeployment(Deployment):
 
 @dataclass
 class ProcessMeter:
-    """CPU seconds and peak RSS of one process."""
+    """CPU seconds and peak RSS of one server: its process and its children (granian serves from a worker)."""
 
     pid: int
 
+    def processes(self) -> list[psutil.Process]:
+        """The server's process and its children, those still alive."""
+        try:
+            main = psutil.Process(self.pid)
+            return [main, *main.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
     def cpu_seconds(self) -> float:
-        """User + system CPU time so far (all threads)."""
-        times = psutil.Process(self.pid).cpu_times()
-        return times.user + times.system
+        """User + system CPU time so far (all threads, all processes of the server)."""
+        total = 0.0
+        for process in self.processes():
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                total += times.user + times.system
+        return total
 
     def rss(self) -> int:
-        """Resident memory now, bytes."""
-        return psutil.Process(self.pid).memory_info().rss
+        """Resident memory now, bytes (all processes of the server)."""
+        total = 0
+        for process in self.processes():
+            with contextlib.suppress(psutil.Error):
+                total += process.memory_info().rss
+        return total
 
     def reset_peak(self) -> None:
         """Start a new peak-RSS window (Linux: `clear_refs` 5 resets VmHWM to the current RSS)."""
-        with contextlib.suppress(OSError):
-            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+        for process in self.processes():
+            with contextlib.suppress(OSError):
+                Path(f"/proc/{process.pid}/clear_refs").write_text("5")
 
     def peak_rss(self) -> int:
-        """Peak resident memory since the last `reset_peak`, bytes (VmHWM; RSS now if unreadable)."""
-        try:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        return self.rss()
+        """Peak resident memory since the last `reset_peak`, bytes (VmHWM summed; RSS now if unreadable)."""
+        total = 0
+        for process in self.processes():
+            try:
+                status = Path(f"/proc/{process.pid}/status").read_text().splitlines()
+                total += next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+            except (OSError, StopIteration):
+                with contextlib.suppress(psutil.Error):
+                    total += process.memory_info().rss
+        return total
 
 
 def busy_cpu_seconds() -> float:
@@ -158,6 +229,7 @@ class CpuWindow:
     busy_before: float
     wall: float = 0.0
     server_cpu: float = 0.0
+    client_cpu: float = 0.0
     others_cores: float = 0.0
 
     @classmethod
@@ -171,6 +243,6 @@ class CpuWindow:
         own = psutil.Process().cpu_times()
         self.wall = time.monotonic() - self.started
         self.server_cpu = self.meter.cpu_seconds() - self.server_before
-        own_cpu = own.user + own.system - self.own_before
+        self.client_cpu = own.user + own.system - self.own_before
         busy = busy_cpu_seconds() - self.busy_before
-        self.others_cores = max(0.0, busy - self.server_cpu - own_cpu) / max(self.wall, 1e-9)
+        self.others_cores = max(0.0, busy - self.server_cpu - self.client_cpu) / max(self.wall, 1e-9)

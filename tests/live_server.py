@@ -1,9 +1,10 @@
 """Real server processes on loopback for tests and the benchmark.
 
 `Deployment` prepares a database (a fresh PostgreSQL database, or a SQLite file), runs
-the migrations and collectstatic, and starts daphne processes with the production
-settings. `Browser`-less clients sign up over HTTP like a person, and open WebSockets
-with the session cookie and the page's Origin.
+the migrations and collectstatic, and starts server processes with the production
+settings: uvicorn (the documented production server, with the options of `docs/deploy.md`)
+or daphne, chosen by `TEST_ASGI_SERVER` (`uvicorn` by default). `Browser`-less clients sign
+up over HTTP like a person, and open WebSockets with the session cookie and the page's Origin.
 """
 
 from __future__ import annotations
@@ -26,8 +27,49 @@ from urllib.parse import urlparse, urlunparse
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-DAPHNE = Path(sys.executable).with_name("daphne")
+BIN = Path(sys.executable).parent
+DAPHNE = BIN / "daphne"
 PASSWORD = "a-long-test-password-1"
+# The production command's options (docs/deploy.md): uvloop and httptools; websockets' sans-I/O
+# protocol (uvicorn's older `websockets` one is deprecated, and stalls a socket whose client
+# floods it unread, so that its consumer never closes it); no lifespan (Channels' router has
+# none); the client's address as the socket gives it (the product reads X-Forwarded-For itself,
+# behind DJANGO_BEHIND_PROXY); daphne's 1 MiB frame limit; no per-message compression (CPU per
+# frame per tab, for frames of a few dozen bytes).
+UVICORN_OPTIONS = (
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--ws",
+    "websockets-sansio",
+    "--lifespan",
+    "off",
+    "--no-proxy-headers",
+    "--no-access-log",
+    "--ws-max-size",
+    "1048576",
+    "--ws-per-message-deflate",
+    "false",
+)
+ASGI_SERVERS = ("uvicorn", "daphne")
+
+
+def asgi_server() -> str:
+    """The server the live tests start: `TEST_ASGI_SERVER`, else uvicorn (the production server)."""
+    name = os.environ.get("TEST_ASGI_SERVER", "") or "uvicorn"
+    if name not in ASGI_SERVERS:
+        raise ValueError(f"TEST_ASGI_SERVER must be one of {', '.join(ASGI_SERVERS)}, not {name!r}")
+    return name
+
+
+def server_command(server: str, app: str, port: int) -> list[str]:
+    """The command line serving `app` on 127.0.0.1:`port` with `server` (`uvicorn` or `daphne`)."""
+    if server == "daphne":
+        return [str(DAPHNE), "-b", "127.0.0.1", "-p", str(port), app]
+    if server == "uvicorn":
+        return [str(BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port), *UVICORN_OPTIONS]
+    raise ValueError(f"unknown ASGI server {server!r}")
 
 
 def free_port() -> int:
@@ -81,11 +123,12 @@ class Session:
 
 @dataclass
 class Server:
-    """One daphne process."""
+    """One server process."""
 
     port: int
     process: subprocess.Popen
     log_path: Path
+    kind: str = "uvicorn"
 
     @property
     def http_url(self) -> str:
@@ -100,7 +143,7 @@ class Server:
 
 @dataclass
 class Deployment:
-    """Database, settings and daphne processes of one test deployment."""
+    """Database, settings and server processes of one test deployment."""
 
     env: dict[str, str]
     servers: list[Server] = field(default_factory=list)
@@ -140,6 +183,7 @@ class Deployment:
             LOGIN_RATE_PER_ACCOUNT="100000/m",
             SIGNUP_RATE_PER_IP="100000/m",
             RATE_LIMIT_CONVERSATIONS_PER_HOUR="100000",
+            AGENT_MODEL_TITLES="0",  # scripted model answers are for the runs; a test may turn it on
             LOG_LEVEL="WARNING",
         )
         env.update(extra_env or {})
@@ -156,36 +200,49 @@ class Deployment:
         assert result.returncode == 0, result.stderr[-3000:]
         return result.stdout
 
-    def start_server(self, *, app: str = "chatsite.asgi:application", **extra_env: str) -> Server:
-        """Start one more daphne process serving `app` and wait until it answers."""
+    def start_server(
+        self,
+        *,
+        app: str = "chatsite.asgi:application",
+        server: str | None = None,
+        command: Callable[[int], list[str]] | None = None,
+        **extra_env: str,
+    ) -> Server:
+        """Start one more server process serving `app` and wait until it answers.
+
+        `server` is `uvicorn` or `daphne` (default: `asgi_server()`); `command`, a function of the
+        port's command line, replaces both (the benchmark tries other servers and options).
+        """
+        kind = server or asgi_server()
         port = free_port()
-        log_path = self._workdir / f"daphne-{port}.log"
+        argv = command(port) if command is not None else server_command(kind, app, port)
+        log_path = self._workdir / f"{kind}-{port}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [str(DAPHNE), "-b", "127.0.0.1", "-p", str(port), app],
+                argv,
                 cwd=ROOT,
                 env={**self.env, **extra_env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        server = Server(port=port, process=process, log_path=log_path)
-        self.servers.append(server)
-        self._wait_until_up(server)
-        return server
+        started = Server(port=port, process=process, log_path=log_path, kind=kind)
+        self.servers.append(started)
+        self._wait_until_up(started)
+        return started
 
     def _wait_until_up(self, server: Server, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
-                raise RuntimeError(f"daphne exited:\n{server.log()[-3000:]}")
+                raise RuntimeError(f"{server.kind} exited:\n{server.log()[-3000:]}")
             try:
                 if httpx.get(server.http_url + "/accounts/login/", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"daphne did not start:\n{server.log()[-3000:]}")
+        raise RuntimeError(f"{server.kind} did not start:\n{server.log()[-3000:]}")
 
     def kill(self, server: Server) -> None:
         """SIGKILL a server process: no clean shutdown."""

@@ -1,7 +1,10 @@
-"""The benchmark harness, end to end on a tiny scale: one daphne process, the in-memory layer, 30 tokens.
+"""The benchmark harness, end to end on a tiny scale: one process per server (uvicorn, the production
+server, and daphne), the in-memory layer, 30 tokens.
 
 It proves that `bench` still measures what it says (real sockets, exact text, stamps turned
-into latencies) and that its checks catch a lost, a doubled and a reordered event.
+into latencies) on both servers, that its checks catch a lost, a doubled and a reordered event,
+and that the server comparison, the profile's classification and the charts work on results
+of the shape a run writes.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ import time
 
 import pytest
 
+from bench.charts import draw_all
 from bench.clients import RunView, analyse
-from bench.report import add_ratios, summarise, table
-from bench.scenarios import SYSTEMS, Bench, RepResult, Stream, run_streams
+from bench.profile import classify
+from bench.report import add_ratios, server_rows, server_table, summarise, table, targets
+from bench.scenarios import QUANTILES, SYSTEMS, Bench, RepResult, Stream, run_streams
 from bench.servers import BenchDeployment, ProcessMeter
 
 TOKENS = 30
@@ -57,10 +62,11 @@ def test_analysis_catches_a_lost_a_doubled_and_a_reordered_token():
     assert not analyse(swapped, 5).exact
 
 
-async def measure(deployment: BenchDeployment) -> dict[str, RepResult]:
-    server = await asyncio.to_thread(deployment.start_app, layer="memory", tokens_per_second=0)
+async def measure(deployment: BenchDeployment, server_name: str) -> dict[str, RepResult]:
+    server = await asyncio.to_thread(deployment.start_app, layer="memory", tokens_per_second=0, server=server_name)
     session = await asyncio.to_thread(deployment.sign_up, server)
-    bench = Bench(server=server, session=session, meter=ProcessMeter(server.process.pid), layer="memory", rate=0)
+    meter = ProcessMeter(server.process.pid)
+    bench = Bench(server=server, session=session, meter=meter, layer="memory", rate=0, server_name=server_name)
     results = {}
     for system in SYSTEMS:
         stream = await Stream.open(bench, system, TABS)
@@ -70,10 +76,11 @@ async def measure(deployment: BenchDeployment) -> dict[str, RepResult]:
 
 
 @pytest.mark.timeout(60)
-def test_the_bench_measures_every_system_end_to_end():
+@pytest.mark.parametrize("server_name", ["uvicorn", "daphne"])
+def test_the_bench_measures_every_system_end_to_end(server_name):
     deployment = BenchDeployment.prepare()
     try:
-        results = asyncio.run(measure(deployment))
+        results = asyncio.run(measure(deployment, server_name))
     finally:
         deployment.close()
     for system, rep in results.items():
@@ -83,8 +90,84 @@ def test_the_bench_measures_every_system_end_to_end():
         assert 0 <= rep.p50_ms <= rep.p99_ms < 5000, (system, rep)
         assert rep.cpu_s_per_1k_tokens > 0 and rep.peak_rss_mib > 10
         assert not math.isnan(rep.tokens_per_s)
+        assert len(rep.latency_quantiles_ms) == len(QUANTILES) and rep.latency_quantiles_ms == sorted(
+            rep.latency_quantiles_ms
+        )
     assert results["lesson"].group_sends_per_token == 1.0
     rows = [summarise(system, "memory", 0, TABS, [rep]) for system, rep in results.items()]
     add_ratios(rows)
     assert rows[0]["p99_vs_lesson"] is not None and rows[0]["p99_vs_floor"] is not None
     assert "product" in table(rows)
+
+
+def saturation(server: str, passed: list[float], failed: float) -> dict:
+    steps = [
+        {"offered_tokens_per_s": t, "relayed_tokens_per_s": t, "passed": True, "p99_ms": 10.0, "lost_live": 0}
+        | {"cpu_s_per_1k_tokens": 0.5 if server == "uvicorn" else 0.6}
+        for t in passed
+    ]
+    steps.append(
+        {"offered_tokens_per_s": failed, "relayed_tokens_per_s": failed * 0.8, "passed": False, "p99_ms": 300.0}
+        | {"lost_live": 0, "cpu_s_per_1k_tokens": 0.7}
+    )
+    top = steps[-2]
+    return {
+        "layer": "memory",
+        "server": server,
+        "per_run_tokens_per_s": 100,
+        "max_passing_tokens_per_s": top["relayed_tokens_per_s"],
+        "max_passing_offered": top["offered_tokens_per_s"],
+        "cpu_s_per_1k_at_max": top["cpu_s_per_1k_tokens"],
+        "p99_ms_at_max": top["p99_ms"],
+        "steps": steps,
+    }
+
+
+def test_the_server_comparison_targets_and_charts_read_a_runs_results(tmp_path):
+    rep = {"latency_quantiles_ms": [0.1 * (n + 1) for n in range(len(QUANTILES))]}
+    rows = [
+        {"system": system, "layer": "memory" if system == "product" else "-", "rate": 60, "tabs": 3}
+        | {"server": "uvicorn", "p50_ms": 1.0, "p99_ms": 2.0, "cpu_s_per_1k_tokens": 1.0, "repetitions": [rep]}
+        for system in SYSTEMS
+    ]
+    results = {
+        "configs": rows,
+        "saturation": [saturation("uvicorn", [1000, 2000, 3000], 4000), saturation("daphne", [1000, 2000], 3000)],
+        "ttft": {
+            "configs": {"sqlite_memory": {"product_share_p50_ms": 2.0, "cold_extra_ms": 30.0}},
+            "targets": [{"name": "share", "value": 2.0, "target": 3.0, "unit": "ms", "met": True}],
+        },
+    }
+    compared = {row["server"]: row for row in server_rows(results)}
+    assert compared["uvicorn"]["max_tokens_per_s"] == 3000 and compared["daphne"]["max_tokens_per_s"] == 2000
+    assert compared["uvicorn"]["common_offered"] == 2000 and compared["uvicorn"]["cpu_at_common"] == 0.5
+    assert compared["uvicorn"]["p99_60x3_ms"] == 2.0 and compared["daphne"]["p99_60x3_ms"] is None
+    assert "daphne" in server_table(results)
+    verdicts = {t["target"].split(":")[0]: t["met"] for t in targets(results)}
+    assert verdicts["saturation (memory, uvicorn, 100 tok/s per run, 3 tabs)"] is True
+    assert verdicts["saturation (memory, daphne, 100 tok/s per run, 3 tabs)"] is False
+    assert verdicts["first token"] is True
+    written = draw_all(results, tmp_path)
+    assert {path.name for path in written} == {
+        "bench-latency.png",
+        "bench-throughput.png",
+        "bench-servers.png",
+        "bench-ttft.png",
+    }
+    assert all(path.stat().st_size > 10_000 for path in written)
+
+
+def test_the_profile_sorts_samples_by_stage_and_library():
+    site = "/venv/lib/python3.11/site-packages"
+    collapsed = "\n".join(
+        [
+            f"main (app.py);publish_event (/work/conversations/runs.py);dumps ({site}/../json/__init__.py) 3",
+            f"main (app.py);send (/work/conversations/consumers.py);write ({site}/websockets/legacy/framing.py) 5",
+            f"main (app.py);astream ({site}/langchain_core/language_models/chat_models.py) 2",
+        ]
+    )
+    stages, libraries, total = classify(collapsed)
+    assert total == 10
+    assert stages["server: WebSocket framing and socket I/O"] == 5
+    assert stages["relay: publish_event, event log (runs.py)"] == 3
+    assert libraries["json"] == 3 and libraries["websockets"] == 5 and libraries["langchain"] == 2

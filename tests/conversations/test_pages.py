@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from conversations.models import Conversation, Message
 from tests.conversations.conftest import make_user
+from tests.messages import message_append
 
 pytestmark = pytest.mark.django_db
 
@@ -20,9 +21,9 @@ def alice_client(client, alice):
 
 @pytest.fixture
 def transcript(conversation):
-    Message.objects.create(conversation=conversation, role="user", content="What is 10 + 10?", client_id="c1")
-    Message.objects.create(
-        conversation=conversation,
+    message_append(conversation, role="user", content="What is 10 + 10?", client_id="c1")
+    message_append(
+        conversation,
         role="assistant",
         content="10 + 10 = 20.",
         tool_steps=[{"call_id": "call_1", "name": "add", "args": {"x": 10, "y": 10}, "output": 20}],

@@ -60,10 +60,11 @@ def test_twenty_sends_at_once_with_a_limit_of_three_start_exactly_three(database
 
 
 FIFTY_MESSAGES = """
-from conversations.models import Conversation, Message
+from conversations.models import Conversation
+from tests.messages import message_append
 conversation = Conversation.objects.get(pk={pk})
-Message.objects.bulk_create([Message(conversation=conversation, role="user" if n % 2 else "assistant",
-                                     content="x" * 2000) for n in range(50)])
+for n in range(50):
+    message_append(conversation, role="user" if n % 2 == 0 else "assistant", content="x" * 2000)
 """
 
 

@@ -16,6 +16,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from conversations.models import Conversation, Message, ToolApproval
+from tests.messages import message_append
 
 REVIEWER = "reviewer"
 PASSWORD = "a-long-test-password-1"
@@ -204,10 +205,10 @@ def _turn(
     error: str = "",
 ) -> Message:
     """Store a question and its answer as a run would have; the answer."""
-    asked = Message.objects.create(conversation=conversation, role="user", content=question)
+    asked = message_append(conversation, role="user", content=question)
     first_ms, total_ms = timing
-    answer = Message.objects.create(
-        conversation=conversation,
+    answer = message_append(
+        conversation,
         role="assistant",
         content=content,
         status=status,
