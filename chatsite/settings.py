@@ -273,6 +273,12 @@ RUN_SWEEP_SECONDS = _env_number("RUN_SWEEP_SECONDS", 10.0)
 RUN_WATCHDOG = _env_bool("RUN_WATCHDOG", True)
 # Text events go out at most once per this many seconds per run; what the model types meanwhile is merged.
 RELAY_MIN_INTERVAL_SECONDS = _env_number("RELAY_MIN_INTERVAL_MS", 5.0) / 1000
+# ...stretched by this much per run streaming in the process, up to the cap: when many runs share a
+# process, each merges more text per event (fewer sends per token), at the cost of a few ms each.
+# Off by default: measured, 1 ms per run cut CPU per token by a quarter but lowered the throughput
+# at which p99 stays under 100 ms (docs/benchmarks.md); for deployments short of CPU, not of latency.
+RELAY_INTERVAL_PER_RUN_SECONDS = _env_number("RELAY_INTERVAL_PER_RUN_MS", 0.0) / 1000
+RELAY_MAX_INTERVAL_SECONDS = _env_number("RELAY_MAX_INTERVAL_MS", 20.0) / 1000
 
 LOGGING = {
     "version": 1,

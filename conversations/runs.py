@@ -197,7 +197,6 @@ async def relay_run_events(active: ActiveRun) -> None:
     """Log and send each event of the run; store the answer before `final` and `done` go out."""
     helpers = [asyncio.create_task(_beat(active), name=f"heartbeat-{active.run_id}")]
     held_final: Event | None = None
-    interval = settings.RELAY_MIN_INTERVAL_SECONDS
     loop = asyncio.get_running_loop()
     try:
         async for event in active.agent_run:
@@ -223,9 +222,9 @@ async def relay_run_events(active: ActiveRun) -> None:
             started = loop.time()
             await publish_event(active.conversation_id, active.run_id, event)
             if event["type"] in (events.TOKEN, events.TOOL_ARGS):
-                # Text typed while this send was in flight, or within `interval` of it, waits in
+                # Text typed while this send was in flight, or within `relay_interval()` of it, waits in
                 # the run's queue and goes out merged: sends stay bounded however fast the model is.
-                await asyncio.sleep(max(0.0, interval - (loop.time() - started)))
+                await asyncio.sleep(max(0.0, relay_interval() - (loop.time() - started)))
     finally:
         _active.pop(active.conversation_id, None)
         for helper in helpers:
@@ -235,6 +234,13 @@ async def relay_run_events(active: ActiveRun) -> None:
             await get_event_log().finish(active.run_id)
         except Exception:
             logger.exception("expiring the events of run %s failed", active.run_id)
+
+
+def relay_interval() -> float:
+    """How long a run's text events wait for more text to merge: `RELAY_MIN_INTERVAL_MS`, stretched by
+    `RELAY_INTERVAL_PER_RUN_MS` per run streaming in this process, up to `RELAY_MAX_INTERVAL_MS`."""
+    stretched = settings.RELAY_INTERVAL_PER_RUN_SECONDS * len(_active)
+    return min(settings.RELAY_MAX_INTERVAL_SECONDS, max(settings.RELAY_MIN_INTERVAL_SECONDS, stretched))
 
 
 async def publish_event(conversation_id: int, run_id: str, event: Event) -> None:
