@@ -1,7 +1,8 @@
 """Telling a conversation's open tabs (on every process) that something changed outside a run.
 
 Run events go out through `runs.publish_event`; this module sends the other group messages of
-`conversations/protocol.py`: a new branch on screen, a new title, new feedback on an answer. Each is
+`conversations/protocol.py`: a new branch on screen, a new title, new feedback on an answer, a
+deleted conversation. Each is
 a hint that saves a reload: a tab that misses one (the channel layer is at most once, or down) finds
 the same state in its next snapshot or page load, so a failed send is logged, never raised.
 """
@@ -35,6 +36,11 @@ async def feedback_changed_notify(
     """The owner rated an answer (or changed the rating or comment) in one tab or client."""
     message = protocol.feedback_changed_message(message_id=message_id, run_id=run_id, feedback=feedback)
     await _tell(conversation_id, message, "new feedback")
+
+
+async def conversation_deleted_notify(conversation_id: int) -> None:
+    """The conversation was deleted: its open tabs close (4404)."""
+    await _tell(conversation_id, protocol.conversation_deleted_message(), "its deletion")
 
 
 async def _tell(conversation_id: int, message: dict[str, Any], what: str) -> None:

@@ -115,6 +115,11 @@ def message_list(*, conversation: Conversation, limit: int | None = None) -> lis
     return messages
 
 
+def question_get(*, conversation: Conversation, message_id: int) -> Message | None:
+    """One of the conversation's questions (a user message), or None."""
+    return Message.objects.filter(pk=message_id, conversation=conversation, role=Message.Role.USER).first()
+
+
 def message_get_for_user(*, user: AbstractBaseUser, message_id: int) -> Message | None:
     """The message if it is in a conversation `user` owns, else None."""
     if not user.is_authenticated:

@@ -23,7 +23,7 @@ from agent_runtime.text import unstorable_character
 from conversations import live, protocol, runs
 from conversations.assistants import assistant_get, assistant_model_config
 from conversations.models import Conversation, Message
-from conversations.selectors import answer_for_client_id, history_for_agent
+from conversations.selectors import answer_for_client_id, history_for_agent, question_get
 from conversations.services import (
     NothingToRegenerate,
     RateLimited,
@@ -123,7 +123,7 @@ async def message_edit(*, conversation: Conversation, message_id: Any, content: 
     content, client_id = send_validate(content=content, client_id=client_id, bad=BAD_EDIT)
     if type(message_id) is not int:
         raise SendRefused(protocol.BAD_REQUEST, BAD_EDIT)
-    edited = await database_sync_to_async(_question_get)(conversation, message_id)
+    edited = await database_sync_to_async(question_get)(conversation=conversation, message_id=message_id)
     if edited is None:
         raise SendRefused(protocol.BAD_REQUEST, NOT_EDITABLE)
     return await _turn(conversation, client_id, partial(turn_start, content=content, edit_of=edited), branches=True)
@@ -218,10 +218,6 @@ def _store_with_history(store: Callable[..., StartedTurn], **kwargs: Any) -> tup
         limit=settings.AGENT_HISTORY_MESSAGES,
     )
     return turn, history
-
-
-def _question_get(conversation: Conversation, message_id: int) -> Message | None:
-    return Message.objects.filter(pk=message_id, conversation=conversation, role=Message.Role.USER).first()
 
 
 async def _resent(conversation: Conversation, client_id: str) -> SendOutcome | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
@@ -14,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from conversations import protocol, runs
+from conversations import live, runs
 from conversations.assistants import (
     assistant_default_id,
     assistant_get,
@@ -109,8 +108,7 @@ def conversation_remove(request: HttpRequest, conversation_id: int) -> HttpRespo
     conversation = _own_conversation_or_404(request, conversation_id)
     runs.run_stop_threadsafe(conversation_id)
     conversation_delete(conversation=conversation)
-    group_send = async_to_sync(get_channel_layer().group_send)
-    group_send(protocol.group_name(conversation_id), protocol.conversation_deleted_message())
+    async_to_sync(live.conversation_deleted_notify)(conversation_id)
     messages.success(request, CONVERSATION_DELETED)
     return redirect("conversation_list")
 

@@ -137,18 +137,29 @@ def test_markdown_renders_while_it_streams_in_two_tabs_and_after_reload(
         context.close()
 
 
-def test_html_scripts_images_and_javascript_links_from_the_model_stay_inert(
-    context: BrowserContext, openai_server: Server, fake_openai_server: FakeOpenAI
-):
-    fake_openai_server.enqueue(StreamResponse(content_chunks(split_text(HOSTILE_ANSWER, 5)), delay=0.005))
+def hostile_answer_page(
+    context: BrowserContext, server: Server, fake: FakeOpenAI, answer: str, question: str, pieces: int
+) -> tuple[Page, list[str], list[str]]:
+    """A new user's page that asked `question` and got `answer` streamed in `pieces` pieces; the
+    page, the dialogs it opened and the URLs it fetched (recorded from the start)."""
+    fake.enqueue(StreamResponse(content_chunks(split_text(answer, pieces)), delay=0.005))
     page = context.new_page()
     dialogs = record_dialogs(page)
     fetched: list[str] = []
     page.on("request", lambda request: fetched.append(request.url))
-    sign_up(page, openai_server.http_url)
-    new_conversation(page, openai_server.http_url)
-    ask(page, "Say something hostile")
+    sign_up(page, server.http_url)
+    new_conversation(page, server.http_url)
+    ask(page, question)
     wait_status(page, "completed")
+    return page, dialogs, fetched
+
+
+def test_html_scripts_images_and_javascript_links_from_the_model_stay_inert(
+    context: BrowserContext, openai_server: Server, fake_openai_server: FakeOpenAI
+):
+    page, dialogs, fetched = hostile_answer_page(
+        context, openai_server, fake_openai_server, HOSTILE_ANSWER, "Say something hostile", 5
+    )
 
     def check() -> None:
         answer = answer_of(page)

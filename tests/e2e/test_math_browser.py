@@ -11,11 +11,11 @@ from tests.e2e.test_browser import (
     answer_of,
     ask,
     new_conversation,
-    record_dialogs,
     sign_up,
     wait_connected,
     wait_status,
 )
+from tests.e2e.test_markdown_browser import hostile_answer_page
 from tests.fake_openai import FakeOpenAI, StreamResponse, content_chunks, split_text
 from tests.live_server import Server
 
@@ -124,15 +124,9 @@ def test_math_renders_while_it_streams_and_after_reload(
 def test_href_and_includegraphics_in_math_stay_inert_and_errors_show_the_source(
     context: BrowserContext, openai_server: Server, fake_openai_server: FakeOpenAI
 ):
-    fake_openai_server.enqueue(StreamResponse(content_chunks(split_text(HOSTILE_MATH, 4)), delay=0.005))
-    page = context.new_page()
-    dialogs = record_dialogs(page)
-    fetched: list[str] = []
-    page.on("request", lambda request: fetched.append(request.url))
-    sign_up(page, openai_server.http_url)
-    new_conversation(page, openai_server.http_url)
-    ask(page, "Some hostile math")
-    wait_status(page, "completed")
+    page, dialogs, fetched = hostile_answer_page(
+        context, openai_server, fake_openai_server, HOSTILE_MATH, "Some hostile math", 4
+    )
 
     def check() -> None:
         answer = answer_of(page)
