@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 
 from agent_runtime.report import RunReport
 from conversations.branches import MessageTree
 from conversations.models import Conversation, Feedback, Message
-from conversations.selectors import conversation_retry_after, user_retry_after
+from conversations.selectors import conversation_retry_after, send_state, user_retry_after
 
 TITLE_LENGTH = 60
 TOO_MANY_CONVERSATIONS = "You started {limit} conversations in the last hour; try again in {seconds} s."
@@ -179,9 +179,8 @@ def turn_start(
     now = datetime.now(UTC)
     try:
         with transaction.atomic():
-            if limits is not None:
-                _check_limits(conversation.owner_id, limits, now)
-            parent_id = edit_of.parent_id if edit_of is not None else _leaf_id(conversation.pk)
+            leaf_id = _limits_checked_leaf(conversation, limits, now)
+            parent_id = edit_of.parent_id if edit_of is not None else leaf_id
             user_message = Message.objects.create(
                 conversation=conversation,
                 parent_id=parent_id,
@@ -215,9 +214,8 @@ def answer_regenerate(
     now = datetime.now(UTC)
     try:
         with transaction.atomic():
-            if limits is not None:
-                _check_limits(conversation.owner_id, limits, now)
-            leaf = Message.objects.filter(pk=_leaf_id(conversation.pk)).first()
+            leaf_id = _limits_checked_leaf(conversation, limits, now)
+            leaf = Message.objects.filter(pk=leaf_id).first() if leaf_id is not None else None
             if leaf is not None and leaf.role == Message.Role.ASSISTANT:
                 if leaf.status == Message.Status.GENERATING:
                     raise RunBusy
@@ -278,14 +276,28 @@ def _answer_create(
     )
 
 
-def _leaf_id(conversation_id: int) -> int | None:
-    """The conversation's leaf, read in the transaction (tabs and processes move it); the newest
-    message when none is stored."""
-    leaf_id = Conversation.objects.filter(pk=conversation_id).values_list("leaf_id", flat=True).first()
-    if leaf_id is None:
-        newest = Message.objects.filter(conversation_id=conversation_id).order_by("-id")
-        leaf_id = newest.values_list("id", flat=True).first()
-    return leaf_id
+def _limits_checked_leaf(conversation: Conversation, limits: SendLimits | None, now: datetime) -> int | None:
+    """In a run start's transaction: hold the owner's lock and check `limits` (RateLimited), then the
+    conversation's leaf as it is now (tabs and processes move it); the newest message when none is
+    stored. The leaf and the counts are one query (`selectors.send_state`)."""
+    if limits is not None:
+        _lock_user(conversation.owner_id)
+    window_start = now - timedelta(minutes=1)
+    state = send_state(user_id=conversation.owner_id, conversation_id=conversation.pk, window_start=window_start)
+    if limits is not None:
+        retry_after = user_retry_after(
+            user_id=conversation.owner_id,
+            state=state,
+            messages_per_minute=limits.messages_per_minute,
+            concurrent_runs=limits.concurrent_runs,
+            window_start=window_start,
+        )
+        if retry_after is not None:
+            raise RateLimited(retry_after)
+    if state.leaf_id is not None:
+        return state.leaf_id
+    newest = Message.objects.filter(conversation_id=conversation.pk).order_by("-id")
+    return newest.values_list("id", flat=True).first()
 
 
 def _leaf_set(conversation: Conversation, leaf: Message, *, title: str = "") -> None:
@@ -380,22 +392,11 @@ def _title_from(content: str) -> str:
     return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
 
 
-def _check_limits(user_id: int, limits: SendLimits, now: datetime) -> None:
-    _lock_user(user_id)
-    retry_after = user_retry_after(
-        user_id=user_id,
-        messages_per_minute=limits.messages_per_minute,
-        concurrent_runs=limits.concurrent_runs,
-        now=now,
-    )
-    if retry_after is not None:
-        raise RateLimited(retry_after)
-
-
 def _lock_user(user_id: int) -> None:
     """Serialise the user's limited writes until the surrounding transaction ends (on any process)."""
-    users = get_user_model().objects.filter(pk=user_id)
-    if connection.features.has_select_for_update:
-        list(users.select_for_update().values_list("pk", flat=True))
-    else:  # SQLite: a write takes the database's write lock now, not at the first insert
-        users.update(is_active=F("is_active"))
+    users = connection.ops.quote_name(get_user_model()._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.features.has_select_for_update:
+            cursor.execute(f"SELECT id FROM {users} WHERE id = %s FOR UPDATE", [user_id])
+        else:  # SQLite: a write takes the database's write lock now, not at the first insert
+            cursor.execute(f"UPDATE {users} SET is_active = is_active WHERE id = %s", [user_id])
