@@ -1,10 +1,12 @@
 """Time to first token: what the product adds between a tab's send and the model being asked.
 
 For each configuration (SQLite + in-memory layer; PostgreSQL + Redis pubsub) a local
-OpenAI-compatible server (`tests.fake_openai.FakeOpenAI`, in this process, on its own thread)
+OpenAI-compatible server (`tests.fake_openai.FakeOpenAI`, in a process of its own: `ModelServer`)
 answers every request at once and stamps when the request arrived and when it wrote its first
-event. The product runs in a fresh server process (`tests.live_server`: uvicorn, or daphne with
-`TEST_ASGI_SERVER=daphne`) pointed at it (`OPENAI_BASE_URL`), with two tabs open on a conversation
+event. It has its own process, as a real model server would, so that its stamps never wait for
+this process's interpreter lock (held while it reads the tabs' frames). The product runs in a fresh server process
+(`tests.live_server`: uvicorn, or daphne with `TEST_ASGI_SERVER=daphne`) pointed at it
+(`OPENAI_BASE_URL`), with two tabs open on a conversation
 that already holds a few answered turns (seeded through the product by an earlier process, so that
 the measured one starts cold). Per send, all on one `time.monotonic()` clock (CLOCK_MONOTONIC,
 shared by every process):
@@ -31,7 +33,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -58,6 +62,58 @@ SEED_TURNS = 3
 RUN_TIMEOUT = 30.0
 PAUSE = 0.05
 ANSWER_FRAGMENTS = ['{"answer": "', "The answer", " is 42", ", as the tools", ' found.", "tools_used": []}']
+
+
+class ModelServer:
+    """`FakeOpenAI` answering with `answer()`, in a child process; `base_url`, and its `timings` and
+    `requests` so far (each read asks the child)."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")  # this process has threads: no fork
+        self._connection, child = context.Pipe()
+        self._process = context.Process(target=_model_server_main, args=(child,), name="ttft-model", daemon=True)
+
+    def __enter__(self) -> ModelServer:
+        self._process.start()
+        if not self._connection.poll(60):
+            raise RuntimeError("the model server process did not start")
+        self.base_url: str = self._connection.recv()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            self._connection.send("stop")
+        self._process.join(10)
+        if self._process.is_alive():
+            self._process.kill()
+
+    def _ask(self, what: str) -> Any:
+        self._connection.send(what)
+        return self._connection.recv()
+
+    @property
+    def timings(self) -> list[RequestTiming]:
+        """Every completions request so far: when it arrived, when its first event left."""
+        return self._ask("timings")
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Every completions request's JSON body so far."""
+        return self._ask("requests")
+
+
+def _model_server_main(connection: Any) -> None:
+    """The child: serve, and answer the parent's questions until told to stop."""
+    with FakeOpenAI(default=answer()) as fake:
+        connection.send(fake.base_url)
+        while True:
+            try:
+                what = connection.recv()
+            except EOFError:
+                return
+            if what == "stop":
+                return
+            connection.send(list(fake.timings) if what == "timings" else list(fake.requests))
 
 
 @dataclass(frozen=True)
@@ -166,7 +222,7 @@ def _ms(value: float | None) -> float | None:
 class Product:
     """One configuration's deployment: seeded conversations, and fresh processes to measure."""
 
-    def __init__(self, name: str, fake: FakeOpenAI, log: Callable[[str], None]) -> None:
+    def __init__(self, name: str, fake: ModelServer, log: Callable[[str], None]) -> None:
         self.name = name
         self.fake = fake
         self.log = log
@@ -232,7 +288,7 @@ def _first_token_frame(tab: Tab) -> float | None:
     return times[0] if times else None
 
 
-async def product_send(tabs: list[Tab], fake: FakeOpenAI, content: str) -> Send:
+async def product_send(tabs: list[Tab], fake: ModelServer, content: str) -> Send:
     """Send from the first tab; wait until every tab has `done`."""
     for tab in tabs:
         tab.begin_run()
@@ -261,7 +317,7 @@ class Direct:
     """The references: the `openai` client, and a bare `httpx` client, sending the product's own
     request to the same server."""
 
-    def __init__(self, fake: FakeOpenAI) -> None:
+    def __init__(self, fake: ModelServer) -> None:
         import httpx
         from openai import AsyncOpenAI
 
@@ -401,7 +457,7 @@ def skip_reason(name: str) -> str | None:
     return None
 
 
-async def measure_config(name: str, plan: Plan, fake: FakeOpenAI, log: Callable[[str], None]) -> dict[str, Any]:
+async def measure_config(name: str, plan: Plan, fake: ModelServer, log: Callable[[str], None]) -> dict[str, Any]:
     """Every start of one configuration."""
     product = await asyncio.to_thread(Product, name, fake, log)
     direct = Direct(fake)
@@ -462,7 +518,7 @@ async def ttft_scenario(quick: bool, log: Callable[[str], None]) -> dict[str, An
     `{"configs": {name: figures | {"skipped": reason}}, "targets": [...]}` (see the module's doc)."""
     plan = QUICK if quick else FULL
     configs: dict[str, dict[str, Any]] = {}
-    with FakeOpenAI(default=answer()) as fake:
+    with ModelServer() as fake:
         for name in CONFIGS:
             reason = skip_reason(name)
             if reason is not None:

@@ -147,3 +147,25 @@ def test_the_model_server_stamps_each_request_and_its_first_event():
     assert len(fake.timings) == 2
     for timing in fake.timings:
         assert timing.first_event is not None and timing.received <= timing.first_event
+
+
+def test_the_model_server_runs_in_a_process_of_its_own_and_reports_its_stamps_and_requests():
+    import time
+
+    import httpx
+
+    with ttft.ModelServer() as server:
+        assert server.timings == [] and server.requests == []
+        before = time.monotonic()
+        for n in range(2):
+            body = {"model": "m", "messages": [{"role": "user", "content": f"question {n}"}], "stream": True}
+            response = httpx.post(server.base_url + "/chat/completions", json=body, timeout=5)
+            assert response.status_code == 200 and response.text.endswith("data: [DONE]\n\n")
+        timings, requests = server.timings, server.requests
+        process = server._process
+        assert process.pid != os.getpid() and process.is_alive()
+    assert not process.is_alive()
+    assert [r["messages"][0]["content"] for r in requests] == ["question 0", "question 1"]
+    assert len(timings) == 2
+    for timing in timings:  # one monotonic clock for both processes
+        assert before <= timing.received <= timing.first_event <= time.monotonic()
