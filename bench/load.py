@@ -11,14 +11,19 @@ from bench.scenarios import Bench, RepResult, Stream, open_streams, run_streams
 SATURATION_P99_MS = 100.0
 # A step passes only if the model kept its pace: a starved event loop slows the model, not only the relay.
 KEPT_PACE = 0.9
+# A step passes only if its runs streamed together for at least half of a run's length: a process
+# that starts runs slowly spreads them out, and the load it then carries is less than offered.
+MIN_OVERLAP = 0.5
 TABS_PER_CONVERSATION = 3
 # However overloaded the process, the scale run gives up (and counts what is missing as lost) after this.
 SCALE_MAX_WAIT = 120.0
 
 
-def step_failures(rep: RepResult, rate: float) -> list[str]:
+def step_failures(rep: RepResult, rate: float, tokens: int) -> list[str]:
     """Why a step fails: p99 at or over 100 ms, text not exact, anything lost, doubled, refused or
-    unfinished, or the model under 90 % of its pace (a starved event loop slows the model too)."""
+    unfinished, the model under 90 % of its pace (a starved event loop slows the model too), or the
+    runs streaming together for less than half of a run's length (their starts spread out)."""
+    nominal = tokens / rate
     checks = {
         f"p99 {rep.p99_ms:.0f} ms": not rep.p99_ms < SATURATION_P99_MS,
         "text not exact": not rep.exact,
@@ -27,6 +32,7 @@ def step_failures(rep: RepResult, rate: float) -> list[str]:
         f"{rep.refused} runs refused (busy)": rep.refused > 0,
         f"{rep.unfinished} tabs without done": rep.unfinished > 0,
         f"model at {rep.model_rate:.0f}/{rate:g} tok/s": not rep.model_rate >= KEPT_PACE * rate,
+        f"runs together {rep.overlap_s:.1f} of {nominal:.1f} s": not rep.overlap_s >= MIN_OVERLAP * nominal,
     }
     return [reason for reason, failed in checks.items() if failed]
 
@@ -48,6 +54,7 @@ def _step_record(total: float, conversations: int, rep: RepResult, passed: bool)
     return {
         "offered_tokens_per_s": total,
         "conversations": conversations,
+        # while every run streamed (a passing step's runs did so for at least half their length)
         "relayed_tokens_per_s": round(conversations * rep.model_rate, 1) if not math.isnan(rep.model_rate) else None,
         "passed": passed,
         **{key: value for key, value in asdict(rep).items() if key != "tabs"},
@@ -74,11 +81,11 @@ async def saturation_paired(benches: list[Bench], totals: list[float], tokens: i
                 conversations = round(total / bench.rate)
                 active = await _streams_for(bench, streams, conversations)
                 rep = await run_streams(bench, active, tokens)
-                failures = step_failures(rep, bench.rate)
+                failures = step_failures(rep, bench.rate, tokens)
                 if failures:  # one retry: a single noisy step must not end the search
                     active = await _streams_for(bench, streams, conversations)
                     rep = await run_streams(bench, active, tokens)
-                    failures = step_failures(rep, bench.rate)
+                    failures = step_failures(rep, bench.rate, tokens)
                 passed = not failures
                 steps[index].append({**_step_record(total, conversations, rep, passed), "failures": failures})
                 if passed:

@@ -120,6 +120,12 @@ class RepResult:
     tabs: int
     runs: int
     wall_s: float
+    overlap_s: float = math.nan
+    """How long every run of the repetition streamed at once: the earliest last token's model stamp
+    minus the latest first token's. Runs whose starts spread over more than their length never
+    stream together, whatever their count suggests."""
+    aggregate_tokens_per_s: float = math.nan
+    """Every run's tokens over the span from the first run's first token to the last run's last."""
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -181,6 +187,11 @@ def _reduce(stats: list[TabStats], window: CpuWindow, *, runs: int, peak: int, t
     delivered = [_pace(s.first_receipt, s.last_receipt, s.tokens) for s in stats]
     paces = [_pace(s.first_stamp, s.last_stamp, s.tokens) for s in stats]
     starts = [s.start_s for s in stats if s.start_s is not None]
+    firsts = [s.first_stamp for s in stats if s.first_stamp is not None]
+    lasts = [s.last_stamp for s in stats if s.last_stamp is not None]
+    overlap = min(lasts) - max(firsts) if firsts and lasts else math.nan
+    span = max(lasts) - min(firsts) if firsts and lasts else math.nan
+    aggregate = (runs - refused) * tokens / span if span and span > 0 else math.nan
     return RepResult(
         p50_ms=percentile(latencies, 0.50) * 1000,
         p99_ms=percentile(latencies, 0.99) * 1000,
@@ -205,6 +216,8 @@ def _reduce(stats: list[TabStats], window: CpuWindow, *, runs: int, peak: int, t
         tabs=len(stats),
         runs=runs,
         wall_s=window.wall,
+        overlap_s=overlap,
+        aggregate_tokens_per_s=aggregate,
     )
 
 

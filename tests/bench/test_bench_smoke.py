@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from dataclasses import replace
 
 import pytest
 
 from bench.charts import draw_all
 from bench.clients import RunView, analyse
+from bench.load import step_failures
 from bench.profile import classify
 from bench.report import add_ratios, server_rows, server_table, summarise, table, targets
 from bench.scenarios import QUANTILES, SYSTEMS, Bench, RepResult, Stream, run_streams
@@ -90,6 +92,8 @@ def test_the_bench_measures_every_system_end_to_end(server_name):
         assert 0 <= rep.p50_ms <= rep.p99_ms < 5000, (system, rep)
         assert rep.cpu_s_per_1k_tokens > 0 and rep.peak_rss_mib > 10
         assert not math.isnan(rep.tokens_per_s)
+        # one run per stream here: its tabs streamed together for the whole run
+        assert 0 < rep.overlap_s < 60 and rep.aggregate_tokens_per_s > 0, (system, rep)
         assert len(rep.latency_quantiles_ms) == len(QUANTILES) and rep.latency_quantiles_ms == sorted(
             rep.latency_quantiles_ms
         )
@@ -98,6 +102,30 @@ def test_the_bench_measures_every_system_end_to_end(server_name):
     add_ratios(rows)
     assert rows[0]["p99_vs_lesson"] is not None and rows[0]["p99_vs_floor"] is not None
     assert "product" in table(rows)
+
+
+def repetition(**changes) -> RepResult:
+    """A repetition of 10 runs at 100 tok/s, 300 tokens each, that passes every check of a step."""
+    passing = RepResult(
+        p50_ms=5.0, p99_ms=40.0, tokens_per_s=100.0, model_rate=100.0, group_sends_per_token=0.8,
+        frames_per_token_per_tab=0.8, cpu_s_per_1k_tokens=0.9, peak_rss_mib=170.0, lost_live=0, lost=0, doubled=0,
+        duplicates=0, reordered=0, exact=True, refused=0, unfinished=0, start_ms=50.0, others_cores=0.0,
+        client_cores=0.2, latency_quantiles_ms=[], tabs=30, runs=10, wall_s=3.2, overlap_s=2.9,
+        aggregate_tokens_per_s=970.0,
+    )  # fmt: skip
+    return replace(passing, **changes)
+
+
+def test_a_saturation_step_fails_when_its_runs_did_not_stream_together():
+    assert step_failures(repetition(), 100.0, 300) == []
+    # runs started one after another (a slow start path): never all streaming at once
+    assert step_failures(repetition(overlap_s=-0.4), 100.0, 300) == ["runs together -0.4 of 3.0 s"]
+    assert step_failures(repetition(overlap_s=1.4), 100.0, 300) == ["runs together 1.4 of 3.0 s"]
+    assert step_failures(repetition(overlap_s=1.6), 100.0, 300) == []
+    assert step_failures(repetition(p99_ms=120.0, model_rate=80.0), 100.0, 300) == [
+        "p99 120 ms",
+        "model at 80/100 tok/s",
+    ]
 
 
 def saturation(server: str, passed: list[float], failed: float) -> dict:
