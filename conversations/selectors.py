@@ -171,7 +171,7 @@ class SendState:
     """What a run start reads under the owner's lock, in one query (`send_state`)."""
 
     leaf_id: int | None
-    """The end of the branch on screen (None: not stored, see `send_state`)."""
+    """The end of the branch on screen: the stored leaf, else the newest message (None: no messages)."""
     recent_answers: int
     """Answers the owner started since the rate window began (sends, regenerates and edits alike)."""
     streaming: int
@@ -179,18 +179,23 @@ class SendState:
 
 
 def send_state(*, user_id: int, conversation_id: int, window_start: datetime) -> SendState:
-    """The conversation's leaf and the owner's counts against the send limits: one statement (a send's
-    transaction is the product's share of the first token; the ORM cost ~2 ms more for these three)."""
+    """The conversation's leaf (the newest message when none is stored, as `MessageTree.branch` reads it)
+    and the owner's counts against the send limits: one statement (a send's transaction is the
+    product's share of the first token; the ORM cost ~2 ms more for these three)."""
     message = connection.ops.quote_name(Message._meta.db_table)
     conversations = connection.ops.quote_name(Conversation._meta.db_table)
     owned = f"FROM {message} m JOIN {conversations} c ON c.id = m.conversation_id WHERE c.owner_id = %s"
     sql = f"""
         SELECT
-            (SELECT leaf_id FROM {conversations} WHERE id = %s),
+            COALESCE(
+                (SELECT leaf_id FROM {conversations} WHERE id = %s),
+                (SELECT MAX(id) FROM {message} WHERE conversation_id = %s)
+            ),
             (SELECT COUNT(*) {owned} AND m.role = %s AND m.created >= %s),
             (SELECT COUNT(*) {owned} AND m.status = %s)
     """
-    params = [conversation_id, user_id, Message.Role.ASSISTANT, window_start, user_id, Message.Status.GENERATING]
+    params = [conversation_id, conversation_id, user_id, Message.Role.ASSISTANT, window_start]
+    params += [user_id, Message.Status.GENERATING]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         leaf_id, recent, streaming = cursor.fetchone()

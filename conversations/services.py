@@ -277,9 +277,9 @@ def _answer_create(
 
 
 def _limits_checked_leaf(conversation: Conversation, limits: SendLimits | None, now: datetime) -> int | None:
-    """In a run start's transaction: hold the owner's lock and check `limits` (RateLimited), then the
-    conversation's leaf as it is now (tabs and processes move it); the newest message when none is
-    stored. The leaf and the counts are one query (`selectors.send_state`)."""
+    """In a run start's transaction: hold the owner's lock and check `limits` (RateLimited); the
+    conversation's leaf as it is now (tabs and processes move it). The leaf and the counts are one
+    query (`selectors.send_state`)."""
     if limits is not None:
         _lock_user(conversation.owner_id)
     window_start = now - timedelta(minutes=1)
@@ -294,10 +294,7 @@ def _limits_checked_leaf(conversation: Conversation, limits: SendLimits | None, 
         )
         if retry_after is not None:
             raise RateLimited(retry_after)
-    if state.leaf_id is not None:
-        return state.leaf_id
-    newest = Message.objects.filter(conversation_id=conversation.pk).order_by("-id")
-    return newest.values_list("id", flat=True).first()
+    return state.leaf_id
 
 
 def _leaf_set(conversation: Conversation, leaf: Message, *, title: str = "") -> None:
