@@ -24,6 +24,6 @@ application = ProtocolTypeRouter(
 
 # A web server process gets ready for its first answer before it listens (AGENT_WARM_UP; daphne has no
 # ASGI lifespan, so it is done here, where daphne and uvicorn both import the application).
-from conversations.apps import warm_up_if_serving  # noqa: E402
+from conversations.warmup import warm_up_if_serving  # noqa: E402
 
 warm_up_if_serving()

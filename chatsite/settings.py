@@ -64,6 +64,8 @@ INSTALLED_APPS = [
     "channels",
     "django_ratelimit",
     "conversations",
+    "review",
+    "accounts",
     "api",
 ]
 
@@ -217,7 +219,7 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY el
 LOGIN_RATE_PER_IP = _env_rate("LOGIN_RATE_PER_IP", "20/m")
 LOGIN_RATE_PER_ACCOUNT = _env_rate("LOGIN_RATE_PER_ACCOUNT", "5/m")
 SIGNUP_RATE_PER_IP = _env_rate("SIGNUP_RATE_PER_IP", "5/h")
-RATELIMIT_IP_META_KEY = "conversations.throttling.forwarded_client_ip" if BEHIND_PROXY else None
+RATELIMIT_IP_META_KEY = "accounts.throttling.forwarded_client_ip" if BEHIND_PROXY else None
 
 # The agent.
 AGENT_MODEL = ModelConfig(

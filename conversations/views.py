@@ -1,13 +1,11 @@
-"""Pages: sign-up, the conversation list, a conversation, create and delete."""
+"""Pages: the conversation list, a conversation, create and delete."""
 
 from __future__ import annotations
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import UserCreationForm
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -28,24 +26,10 @@ from conversations.selectors import (
     conversation_list_for_page,
 )
 from conversations.services import TOO_MANY_CONVERSATIONS, RateLimited, conversation_create, conversation_delete
-from conversations.throttling import signup_throttle
 
 CONVERSATION_DELETED = "Conversation deleted."
 SEARCH_RESULTS_LIMIT = 50
 NO_SUCH_CONVERSATION = "No such conversation."
-
-
-@signup_throttle
-def signup(request: HttpRequest) -> HttpResponse:
-    """Create an account and log in."""
-    if request.user.is_authenticated:
-        return redirect("conversation_list")
-    form = UserCreationForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        user = form.save()
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return redirect("conversation_list")
-    return render(request, "registration/signup.html", {"form": form})
 
 
 @login_required

@@ -72,7 +72,7 @@ def test_with_redis_the_login_throttles_count_in_redis_shared_by_every_process()
 
 def test_behind_the_proxy_the_throttles_take_the_client_ip_from_x_forwarded_for():
     show = "from django.conf import settings; print(settings.RATELIMIT_IP_META_KEY)"
-    assert shown(show, env=PRODUCTION) == "conversations.throttling.forwarded_client_ip"
+    assert shown(show, env=PRODUCTION) == "accounts.throttling.forwarded_client_ip"
     assert shown(show, env={**PRODUCTION, "DJANGO_BEHIND_PROXY": ""}) == "None"
 
 

@@ -13,7 +13,7 @@ import os
 import pytest
 
 from bench import ttft
-from conversations.apps import serving_process, warm_up, warm_up_if_serving
+from conversations.warmup import serving_process, warm_up, warm_up_if_serving
 from tests.fake_openai import FakeOpenAI, RequestTiming
 
 
@@ -41,7 +41,7 @@ def test_no_warm_up_outside_a_web_server_or_when_switched_off(settings, monkeypa
 
 @pytest.mark.django_db(transaction=True)
 def test_the_warm_up_gets_every_part_ready_without_a_failure(caplog):
-    with caplog.at_level(logging.WARNING, logger="conversations.apps"):
+    with caplog.at_level(logging.WARNING, logger="conversations.warmup"):
         took = warm_up()
     assert set(took) == {"models", "database", "channels"}
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
@@ -49,11 +49,11 @@ def test_the_warm_up_gets_every_part_ready_without_a_failure(caplog):
 
 @pytest.mark.asyncio
 async def test_the_channel_layer_and_event_log_connections_open_in_the_serving_loop(caplog):
-    from conversations import apps
+    from conversations import warmup
 
-    assert apps._serving_loop() is asyncio.get_running_loop()
-    with caplog.at_level(logging.WARNING, logger="conversations.apps"):
-        await apps._open_connections()
+    assert warmup._serving_loop() is asyncio.get_running_loop()
+    with caplog.at_level(logging.WARNING, logger="conversations.warmup"):
+        await warmup._open_connections()
     assert caplog.records == []
 
 
@@ -61,9 +61,9 @@ async def test_the_channel_layer_and_event_log_connections_open_in_the_serving_l
 def test_a_worker_forked_after_the_warm_up_still_gets_its_database_calls_run():
     from asgiref.sync import SyncToAsync
 
-    from conversations import apps
+    from conversations import warmup
 
-    apps._warm_database()  # the worker thread now exists in this process
+    warmup._warm_database()  # the worker thread now exists in this process
     pid = os.fork()
     if pid == 0:  # the child: its copy of the executor must run work (gunicorn --preload forks like this)
         try:
@@ -79,9 +79,9 @@ def test_a_failing_part_is_logged_and_skipped(monkeypatch, caplog):
     def broken() -> None:
         raise RuntimeError("no channel layer today")
 
-    monkeypatch.setattr("conversations.apps._warm_channels", broken)
-    monkeypatch.setattr("conversations.apps._warm_database", lambda: None)
-    with caplog.at_level(logging.WARNING, logger="conversations.apps"):
+    monkeypatch.setattr("conversations.warmup._warm_channels", broken)
+    monkeypatch.setattr("conversations.warmup._warm_database", lambda: None)
+    with caplog.at_level(logging.WARNING, logger="conversations.warmup"):
         took = warm_up()
     assert "channels" in took
     assert any("warming up the channels failed" in r.getMessage() for r in caplog.records)

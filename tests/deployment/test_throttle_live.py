@@ -7,7 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from conversations.throttling import TOO_MANY_ATTEMPTS
+from accounts.throttling import TOO_MANY_ATTEMPTS
 from tests.live_server import Deployment, Server
 from tests.services import require_redis
 

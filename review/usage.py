@@ -18,7 +18,7 @@ from django.db.models.functions import Cast, Coalesce, TruncDate
 from django.utils import timezone
 
 from conversations.models import Message
-from conversations.review import assistant_name
+from review.transcripts import assistant_name
 
 SLOWEST = 10
 CSV_HEADER = (

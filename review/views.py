@@ -13,10 +13,11 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from conversations.charts import Chart, Series, bar_chart, column_chart
-from conversations.models import Conversation, TranscriptRead
-from conversations.review import assistant_name, transcript_read_record, transcript_totals, transcript_turns
-from conversations.usage import UsageReport, UsageRow, usage_csv_rows, usage_report
+from conversations.models import Conversation
+from review.charts import Chart, Series, bar_chart, column_chart
+from review.models import TranscriptRead
+from review.transcripts import assistant_name, transcript_read_record, transcript_totals, transcript_turns
+from review.usage import UsageReport, UsageRow, usage_csv_rows, usage_report
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
@@ -51,7 +52,7 @@ def transcript_view(model_admin: ModelAdmin, request: HttpRequest, conversation:
         "turns": turns,
         "totals": transcript_totals(turns),
         "reads": reads,
-        "reads_url": reverse("admin:conversations_transcriptread_changelist"),
+        "reads_url": reverse("admin:review_transcriptread_changelist"),
     }
     return TemplateResponse(request, "admin/conversations/conversation/transcript.html", context)
 

@@ -19,8 +19,9 @@ from django.utils.safestring import SafeString
 
 from conversations.assistants import assistant_get
 from conversations.branches import MessageTree
-from conversations.markdown import markdown_to_html
-from conversations.models import Conversation, Feedback, Message, ToolApproval, TranscriptRead
+from conversations.models import Conversation, Feedback, Message, ToolApproval
+from review.markdown import markdown_to_html
+from review.models import TranscriptRead
 
 PREVIEW_CHARS = 160
 WAITING = "waiting"

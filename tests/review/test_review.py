@@ -14,11 +14,12 @@ from django.urls import reverse
 
 from agent_runtime.report import RunReport
 from agent_runtime.transcript import RunTranscript
-from conversations.admin_views import PERIOD_BACKWARDS
-from conversations.charts import compact_number, nice_ceiling
-from conversations.models import Conversation, Message, ToolApproval, TranscriptRead
+from conversations.models import Conversation, Message, ToolApproval
 from conversations.services import run_finish
-from conversations.usage import CSV_HEADER
+from review.charts import compact_number, nice_ceiling
+from review.models import TranscriptRead
+from review.usage import CSV_HEADER
+from review.views import PERIOD_BACKWARDS
 from tests.agent_runtime.conftest import collect, offline_run
 from tests.conversations.conftest import make_user
 from tests.conversations.test_consumer import wait_until_answered
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.django_db
 
 CHANGELIST = "admin:conversations_conversation_changelist"
 USAGE = "admin:conversations_conversation_usage"
-READS = "admin:conversations_transcriptread_changelist"
+READS = "admin:review_transcriptread_changelist"
 HOSTILE_ANSWER = (
     "Here: <script>alert('answer')</script> and <img src=x onerror=alert('img')>\n\n"
     "[click me](javascript:alert('link')) · [docs](https://example.org/docs) · ![pixel](https://tracker.example/p.png)\n\n"
@@ -172,10 +173,10 @@ def test_the_record_of_reads_is_for_superusers_only_and_nobody_deletes_it(client
     listing = client.get(reverse(READS))
     assert listing.status_code == 200 and b"reviewer" in listing.content
     assert client.get(reverse(READS), {"q": "reviewer"}).context["cl"].result_count == 1
-    assert client.post(reverse("admin:conversations_transcriptread_delete", args=[read.pk])).status_code == 403
+    assert client.post(reverse("admin:review_transcriptread_delete", args=[read.pk])).status_code == 403
     bulk = client.post(reverse(READS), {"action": "delete_selected", "_selected_action": [read.pk], "post": "yes"})
     assert bulk.status_code in (200, 302) and TranscriptRead.objects.filter(pk=read.pk).exists()
-    assert client.get(reverse("admin:conversations_transcriptread_add")).status_code == 403
+    assert client.get(reverse("admin:review_transcriptread_add")).status_code == 403
     reviewed.delete()
     assert TranscriptRead.objects.filter(pk=read.pk, conversation=None, conversation_number=read.conversation_number)
 

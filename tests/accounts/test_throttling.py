@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.urls import reverse
 
-from conversations.throttling import TOO_MANY_ATTEMPTS
+from accounts.throttling import TOO_MANY_ATTEMPTS
 from tests.live_server import free_port
 
 pytestmark = pytest.mark.django_db
@@ -91,7 +91,7 @@ def test_sign_up_over_the_per_ip_limit_gets_a_429_and_creates_no_account(client,
 
 
 def test_behind_the_proxy_each_client_counts_by_the_address_the_proxy_adds(client, settings, alice):
-    settings.RATELIMIT_IP_META_KEY = "conversations.throttling.forwarded_client_ip"
+    settings.RATELIMIT_IP_META_KEY = "accounts.throttling.forwarded_client_ip"
     settings.LOGIN_RATE_PER_IP = "2/h"
 
     def through_proxy(forwarded_for: str, username: str):
@@ -107,7 +107,7 @@ def test_behind_the_proxy_each_client_counts_by_the_address_the_proxy_adds(clien
 
 
 def test_without_a_usable_forwarded_address_the_peer_counts(client, settings, alice):
-    settings.RATELIMIT_IP_META_KEY = "conversations.throttling.forwarded_client_ip"
+    settings.RATELIMIT_IP_META_KEY = "accounts.throttling.forwarded_client_ip"
     settings.LOGIN_RATE_PER_IP = "2/h"
 
     assert log_in(client, "a", REMOTE_ADDR="192.0.2.50").status_code == 200
@@ -125,7 +125,7 @@ def test_an_unreachable_cache_lets_logins_through_and_says_so_in_the_log(client,
         }
     }
 
-    with caplog.at_level(logging.WARNING, logger="conversations.throttling"):
+    with caplog.at_level(logging.WARNING, logger="accounts.throttling"):
         assert log_in(client, "alice").status_code == 200
         assert log_in(client, "alice", PASSWORD).status_code == 302
 

@@ -17,7 +17,7 @@ from django.http import HttpRequest
 from django.utils.text import smart_split, unescape_string_literal
 
 from conversations.models import Conversation, Feedback, Message
-from conversations.review import assistant_name
+from review.transcripts import assistant_name
 
 TOOL_NAMES_SCANNED = 2000
 """The latest answers with tool steps whose tool names the "tool used" filter offers."""

@@ -15,9 +15,10 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from conversations import admin_filters, admin_views
-from conversations.models import Conversation, Message, TranscriptRead
-from conversations.review import assistant_name
+from conversations.models import Conversation, Message
+from review import filters, views
+from review.models import TranscriptRead
+from review.transcripts import assistant_name
 
 admin.site.site_header = "Agent Chat · staff"
 admin.site.site_title = "Agent Chat staff"
@@ -60,13 +61,13 @@ class ConversationAdmin(ReadOnlyAdmin):
 
     list_display = ("title_or_id", "owner_link", "assistant", "message_count", "last_status", "updated")
     list_filter = (
-        admin_filters.OwnerFilter,
-        admin_filters.AssistantFilter,
-        admin_filters.ModelFilter,
-        admin_filters.AnswerStatusFilter,
-        admin_filters.ToolUsedFilter,
-        admin_filters.ToolErrorFilter,
-        admin_filters.FeedbackFilter,
+        filters.OwnerFilter,
+        filters.AssistantFilter,
+        filters.ModelFilter,
+        filters.AnswerStatusFilter,
+        filters.ToolUsedFilter,
+        filters.ToolErrorFilter,
+        filters.FeedbackFilter,
         LastStatusFilter,
         "created",
     )
@@ -89,15 +90,15 @@ class ConversationAdmin(ReadOnlyAdmin):
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
         """Searching inside the messages and tool steps needs the permission to read them."""
-        in_messages = request.user.has_perm(admin_views.VIEW_MESSAGE)
-        return admin_filters.search_conversations(queryset, search_term, in_messages=in_messages), False
+        in_messages = request.user.has_perm(views.VIEW_MESSAGE)
+        return filters.search_conversations(queryset, search_term, in_messages=in_messages), False
 
     def get_urls(self) -> list[URLPattern]:
         usage = self.admin_site.admin_view(self.usage_view)
         return [path("usage/", usage, name="conversations_conversation_usage"), *super().get_urls()]
 
     def usage_view(self, request: HttpRequest) -> HttpResponse:
-        return admin_views.usage_view(self, request)
+        return views.usage_view(self, request)
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
@@ -106,7 +107,7 @@ class ConversationAdmin(ReadOnlyAdmin):
         conversation = self.get_object(request, unquote(object_id))
         if request.method not in ("GET", "HEAD") or conversation is None:
             return super().change_view(request, object_id, form_url, extra_context)
-        return admin_views.transcript_view(self, request, conversation)
+        return views.transcript_view(self, request, conversation)
 
     @admin.display(description="title", ordering="title")
     def title_or_id(self, conversation: Conversation) -> str:

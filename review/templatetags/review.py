@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 
-from conversations.charts import compact_number
+from review.charts import compact_number
 
 register = template.Library()
 
