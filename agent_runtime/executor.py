@@ -28,6 +28,7 @@ from agent_runtime.assistants import ArithmeticAssistant
 from agent_runtime.callbacks import QueueCallbackHandler
 from agent_runtime.errors import describe_model_error, describe_tool_error
 from agent_runtime.events import Event
+from agent_runtime.history import HistoryTurn, as_messages
 from agent_runtime.llm import shared_model, tool_schemas
 from agent_runtime.report import RunReport, ToolStep
 from agent_runtime.stream import EventStream
@@ -77,7 +78,7 @@ class AgentRun:
         llm: Runnable,
         model_name: str,
         user_input: str,
-        history: Sequence[BaseMessage] = (),
+        history: Sequence[HistoryTurn] = (),
         run_id: str | None = None,
         tools: Sequence[BaseTool] = TOOLS,
         max_iterations: int = DEFAULT_MAX_ITERATIONS,
@@ -95,7 +96,7 @@ class AgentRun:
         self._llm = llm
         self._tools = {t.name: t for t in tools}
         self._user_input = user_input
-        self._history = list(history)[-history_limit:] if history_limit else []
+        self._history = as_messages(list(history)[-history_limit:]) if history_limit else []
         self._max_iterations = max_iterations
         self._timeout = timeout
         self._system_prompt = system_prompt

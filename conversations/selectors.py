@@ -14,8 +14,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils.crypto import constant_time_compare
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
+from agent_runtime.history import ASSISTANT, USER, HistoryTurn
 from conversations.branches import branch_ids
 from conversations.models import Conversation, Feedback, Message
 
@@ -251,9 +251,9 @@ def session_is_current(*, session_key: str | None, user: AbstractBaseUser) -> bo
     return constant_time_compare(data.get(HASH_SESSION_KEY, ""), current.get_session_auth_hash())
 
 
-def history_for_agent(*, conversation: Conversation, parent_id: int | None, limit: int) -> list[BaseMessage]:
-    """The branch ending at `parent_id` (what the new question follows), as LangChain messages: its
-    last `limit` messages, answered turns only. One query: the branch is walked up in the database."""
+def history_for_agent(*, conversation: Conversation, parent_id: int | None, limit: int) -> list[HistoryTurn]:
+    """The branch ending at `parent_id` (what the new question follows), oldest first: its last
+    `limit` messages, answered turns only. One query: the branch is walked up in the database."""
     if parent_id is None or limit <= 0:
         return []
     table = connection.ops.quote_name(Message._meta.db_table)
@@ -276,4 +276,4 @@ def history_for_agent(*, conversation: Conversation, parent_id: int | None, limi
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    return [HumanMessage(content=c) if r == Message.Role.USER else AIMessage(content=c) for r, c in reversed(rows)]
+    return [HistoryTurn(role=USER if r == Message.Role.USER else ASSISTANT, content=c) for r, c in reversed(rows)]

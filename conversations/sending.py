@@ -17,8 +17,8 @@ from uuid import uuid4
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from langchain_core.messages import BaseMessage
 
+from agent_runtime.history import HistoryTurn
 from agent_runtime.text import unstorable_character
 from conversations import live, protocol, runs
 from conversations.assistants import assistant_get, assistant_model_config
@@ -207,7 +207,7 @@ async def _turn(
     return SendOutcome(run=run)
 
 
-def _store_with_history(store: Callable[..., StartedTurn], **kwargs: Any) -> tuple[StartedTurn, list[BaseMessage]]:
+def _store_with_history(store: Callable[..., StartedTurn], **kwargs: Any) -> tuple[StartedTurn, list[HistoryTurn]]:
     """Store the turn, then read the history its question follows, in one trip to the database thread."""
     turn = store(**kwargs)
     if turn.is_duplicate:

@@ -8,6 +8,7 @@ import pytest
 
 from agent_runtime import events
 from agent_runtime.executor import MAX_ITERATIONS_REACHED
+from agent_runtime.history import HistoryTurn
 from agent_runtime.offline_model import NOT_ARITHMETIC, SIMULATED_FAILURE
 from tests.agent_runtime.conftest import assert_well_formed, collect, offline_run, types_of
 
@@ -171,8 +172,13 @@ async def test_tokens_waiting_in_the_queue_are_merged_not_lost(no_leaks):
 async def test_history_is_given_to_the_model_and_bounded():
     from langchain_core.messages import AIMessage, HumanMessage
 
-    history = [HumanMessage(content=f"q{i}") if i % 2 == 0 else AIMessage(content=f"a{i}") for i in range(30)]
+    history = [HistoryTurn("user", f"q{i}") if i % 2 == 0 else HistoryTurn("assistant", f"a{i}") for i in range(30)]
     run = offline_run("What is 1 + 1?", history=history, history_limit=4)
-    assert run._history == history[-4:]
+    assert run._history == [
+        HumanMessage(content="q26"),
+        AIMessage(content="a27"),
+        HumanMessage(content="q28"),
+        AIMessage(content="a29"),
+    ]
     seen = await collect(run)
     assert_well_formed(seen)

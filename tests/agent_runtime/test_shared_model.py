@@ -13,11 +13,11 @@ import json
 import socket
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage
 
 from agent_runtime import events, warmup
 from agent_runtime.assistants import ArithmeticAssistant
 from agent_runtime.executor import AgentRun
+from agent_runtime.history import HistoryTurn
 from agent_runtime.llm import ModelConfig, build_chat_model, shared_model, tool_schemas
 from agent_runtime.tools import TOOLS, add
 from agent_runtime.warmup import warm_up_model
@@ -80,7 +80,7 @@ async def test_the_request_carries_what_langchain_built_without_the_clients_tran
         llm=build_chat_model(config),
         model_name=config.model,
         user_input="What is 10 + 10?",
-        history=[HumanMessage("Earlier?"), AIMessage("Earlier answer.")],
+        history=[HistoryTurn("user", "Earlier?"), HistoryTurn("assistant", "Earlier answer.")],
         tools=TOOLS,
     )
     seen = await collect(run)
@@ -93,6 +93,10 @@ async def test_the_request_carries_what_langchain_built_without_the_clients_tran
     assert request["temperature"] == 0
     assert request["tool_choice"] == "required"
     assert [m["role"] for m in request["messages"]] == ["system", "user", "assistant", "user"]
+    assert request["messages"][1:3] == [
+        {"role": "user", "content": "Earlier?"},
+        {"role": "assistant", "content": "Earlier answer."},
+    ]
     assert request["messages"][-1]["content"] == "What is 10 + 10?"
     assert [t["function"]["name"] for t in request["tools"]] == [t.name for t in TOOLS]
     assert request["tools"][0]["function"]["parameters"]["required"] == ["x", "y"]

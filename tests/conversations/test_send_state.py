@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage
 
+from agent_runtime.history import HistoryTurn
 from conversations.models import Conversation, Message
 from conversations.selectors import SendState, history_for_agent, send_state, user_retry_after
 from tests.messages import message_append
@@ -74,12 +74,12 @@ def test_the_history_keeps_the_last_answered_messages_of_the_branch_and_leaves_e
     expected = []
     for turn in range(12):
         question = message_append(conversation, role=Message.Role.USER, content=f"question {turn}")
-        expected.append(HumanMessage(content=question.content))
+        expected.append(HistoryTurn(role="user", content=question.content))
         if turn % 3 == 1:  # a failed answer: stored empty, never given to the model
             message_append(conversation, role=Message.Role.ASSISTANT, content="", status=Message.Status.ERROR)
         else:
             answer = message_append(conversation, role=Message.Role.ASSISTANT, content=f"answer {turn}")
-            expected.append(AIMessage(content=answer.content))
+            expected.append(HistoryTurn(role="assistant", content=answer.content))
     leaf = Message.objects.filter(conversation=conversation).order_by("-id").first()
     # another version of the last answer, not on the branch
     Message.objects.create(
