@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
-from api.errors import CSRF_FAILED, INVALID_TOKEN, ApiError
+from api.errors import CODES_BY_STATUS, CSRF_FAILED, INVALID_TOKEN, ApiError
 from api.models import ApiToken
 from api.selectors import api_token_authenticate
 from api.services import api_token_mark_used
@@ -38,7 +38,7 @@ class TokenAuth(HttpBearer):
     async def authenticate(self, request: HttpRequest, token: str) -> AbstractBaseUser:
         working = await database_sync_to_async(_working_token)(token.strip())
         if working is None:
-            raise ApiError(401, "unauthorized", INVALID_TOKEN)
+            raise ApiError(401, CODES_BY_STATUS[401], INVALID_TOKEN)
         authenticating_token_id.set(working.pk)
         return working.user
 
@@ -51,7 +51,7 @@ class SessionCookieAuth(APIKeyCookie):
     def _get_key(self, request: HttpRequest) -> str | None:
         key = request.COOKIES.get(self.param_name)
         if key and check_csrf(request) is not None:
-            raise ApiError(403, "forbidden", CSRF_FAILED)
+            raise ApiError(403, CODES_BY_STATUS[403], CSRF_FAILED)
         return key
 
     async def authenticate(self, request: HttpRequest, key: str | None) -> AbstractBaseUser | None:

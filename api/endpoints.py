@@ -20,7 +20,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from ninja import Header, NinjaAPI, Query, Status
 
 from api.auth import SessionCookieAuth, TokenAuth
-from api.errors import DUPLICATE, NOT_FOUND, ApiError, install_error_handlers, send_refused_error
+from api.errors import DUPLICATE, DUPLICATE_CODE, NOT_FOUND, ApiError, install_error_handlers, refused_error
 from api.schemas import (
     ApprovalIn,
     ApprovalOut,
@@ -37,8 +37,9 @@ from api.schemas import (
     RegenerateIn,
 )
 from api.sse import MEDIA_TYPE, event_stream_response
-from conversations import approvals, live, protocol
-from conversations.assistants import assistant_default_id, assistant_get, assistant_payload, assistant_registry
+from conversations import actions, approvals
+from conversations.actions import NO_SUCH_MESSAGE, Refused
+from conversations.assistants import assistant_payload, assistant_registry
 from conversations.export import (
     EXPORT_FORMATS,
     conversation_export_data,
@@ -50,29 +51,16 @@ from conversations.models import Conversation, Message
 from conversations.selectors import (
     conversation_get_for_user,
     conversation_list_recent,
-    feedback_payload,
     message_get_for_user,
     message_list,
     message_payload,
 )
 from conversations.sending import (
     SendOutcome,
-    SendRefused,
-    branch_choose,
-    message_edit,
-    message_regenerate,
-    message_send,
-    text_check,
-)
-from conversations.services import (
-    TOO_MANY_CONVERSATIONS,
-    AnswerGenerating,
-    BadFeedback,
-    BadTitle,
-    RateLimited,
-    conversation_create,
-    conversation_rename,
-    feedback_set,
+    choose_version,
+    edit_question,
+    regenerate_answer,
+    send_message,
 )
 from conversations.watchdog import ensure_watchdog
 
@@ -85,11 +73,9 @@ protocol (`docs/protocol.md`), `event: <type>`, `id: <run_id>:<seq>`, `data: <th
 ending after `done`. Errors are JSON: `{"error": {"code": "...", "message": "..."}}`.
 """
 CONVERSATION_LIST_LIMIT = 100
-UNKNOWN_ASSISTANT = "No assistant {assistant!r} here; GET /api/assistants lists them."
 BAD_CONVERSATION_BODY = 'The body, when given, must be a JSON object: {"assistant": "..."}.'
 BAD_EXPORT_FORMAT = "Unknown export format {export_format!r}: use format=md or format=json."
 BAD_FEEDBACK_BODY = 'The body must be a JSON object: {"rating": 1 or -1, "comment": "..."}.'
-NO_SUCH_MESSAGE = "No such message."
 EXPORT_CONTENT_TYPES = {"md": "text/markdown; charset=utf-8", "json": "application/json"}
 SSE_EXAMPLE = (
     "event: run_started\nid: 3f2a…:1\n"
@@ -128,7 +114,7 @@ async def _owned_conversation(request: HttpRequest, conversation_id: int) -> Con
         user=_user(request), conversation_id=conversation_id
     )
     if conversation is None:
-        raise ApiError(404, "not_found", NOT_FOUND)
+        raise ApiError(404, actions.NOT_FOUND, NOT_FOUND)
     return conversation
 
 
@@ -186,17 +172,10 @@ async def conversations_create(request: HttpRequest) -> Status:
     Refused with 400 `bad_request` for an unknown assistant, 429 `rate_limited` past
     `RATE_LIMIT_CONVERSATIONS_PER_HOUR`.
     """
-    assistant_id = _chosen_assistant(request) or assistant_default_id()
-    if assistant_get(assistant_id) is None:
-        raise ApiError(400, "bad_request", UNKNOWN_ASSISTANT.format(assistant=assistant_id))
-    per_hour = settings.RATE_LIMIT_CONVERSATIONS_PER_HOUR
-    create = database_sync_to_async(conversation_create)
     try:
-        conversation = await create(owner=_user(request), assistant_id=assistant_id, per_hour=per_hour)
-    except RateLimited as limited:
-        seconds = str(limited.retry_after)
-        message = TOO_MANY_CONVERSATIONS.format(limit=per_hour, seconds=seconds)
-        raise ApiError(429, "rate_limited", message, headers={"Retry-After": seconds}) from None
+        conversation = await actions.create_conversation(owner=_user(request), assistant_id=_chosen_assistant(request))
+    except Refused as refused:
+        raise refused_error(refused) from None
     return Status(201, _conversation_out(conversation))
 
 
@@ -224,13 +203,9 @@ async def conversations_rename(request: HttpRequest, conversation_id: int, paylo
     leave it alone from then on. Refused with 400 `bad_request` for a blank, too long or unstorable title."""
     conversation = await _owned_conversation(request, conversation_id)
     try:
-        text_check(field="title", value=payload.title)
-        renamed = await database_sync_to_async(conversation_rename)(conversation=conversation, title=payload.title)
-        await live.title_changed_notify(conversation.pk, renamed.title)
-    except SendRefused as refused:
-        raise send_refused_error(refused) from None
-    except BadTitle as bad:
-        raise ApiError(400, "bad_request", str(bad)) from None
+        renamed = await actions.rename_conversation(conversation=conversation, title=payload.title)
+    except Refused as refused:
+        raise refused_error(refused) from None
     return _conversation_out(renamed)
 
 
@@ -256,7 +231,7 @@ async def conversations_export(
     """The conversation as a file: `format=md` (readable) or `format=json` (every stored field of its
     messages, with tool steps and usage). 400 `bad_request` for another format."""
     if export_format not in EXPORT_FORMATS:
-        raise ApiError(400, "bad_request", BAD_EXPORT_FORMAT.format(export_format=export_format))
+        raise ApiError(400, actions.BAD_REQUEST, BAD_EXPORT_FORMAT.format(export_format=export_format))
     conversation = await _owned_conversation(request, conversation_id)
     if export_format == "json":
         data = await database_sync_to_async(conversation_export_data)(conversation=conversation)
@@ -286,7 +261,7 @@ async def messages_send(request: HttpRequest, conversation_id: int, payload: Mes
     409 `duplicate` (this `client_id` was sent and answered already) or 429 `rate_limited`.
     """
     conversation = await _owned_conversation(request, conversation_id)
-    send = message_send(conversation=conversation, content=payload.content, client_id=payload.client_id)
+    send = send_message(conversation=conversation, content=payload.content, client_id=payload.client_id)
     return _follow_outcome(conversation, await _started(send))
 
 
@@ -335,7 +310,7 @@ async def answers_regenerate(
     (this `client_id` was used and answered already) or 429 `rate_limited`.
     """
     conversation = await _owned_conversation(request, conversation_id)
-    outcome = await _started(message_regenerate(conversation=conversation, client_id=payload.client_id))
+    outcome = await _started(regenerate_answer(conversation=conversation, client_id=payload.client_id))
     return _follow_outcome(conversation, outcome)
 
 
@@ -355,9 +330,9 @@ async def messages_edit(request: HttpRequest, message_id: int, payload: MessageI
     """
     message = await database_sync_to_async(message_get_for_user)(user=_user(request), message_id=message_id)
     if message is None:
-        raise ApiError(404, "not_found", NO_SUCH_MESSAGE)
+        raise ApiError(404, actions.NOT_FOUND, NO_SUCH_MESSAGE)
     conversation = await _owned_conversation(request, message.conversation_id)
-    edit = message_edit(
+    edit = edit_question(
         conversation=conversation, message_id=message.pk, content=payload.content, client_id=payload.client_id
     )
     return _follow_outcome(conversation, await _started(edit))
@@ -375,9 +350,9 @@ async def conversations_branch(request: HttpRequest, conversation_id: int, paylo
     being written; 400 `bad_request` for a message not in this conversation."""
     conversation = await _owned_conversation(request, conversation_id)
     try:
-        await branch_choose(conversation=conversation, message_id=payload.message_id)
-    except SendRefused as refused:
-        raise send_refused_error(refused) from None
+        await choose_version(conversation=conversation, message_id=payload.message_id)
+    except Refused as refused:
+        raise refused_error(refused) from None
     messages = await database_sync_to_async(message_list)(conversation=conversation)
     return {**_conversation_out(conversation), "messages": [message_payload(m) for m in messages]}
 
@@ -395,15 +370,15 @@ async def _started(send: Coroutine[Any, Any, SendOutcome]) -> SendOutcome:
         # Shielded, in a context of its own: a client hanging up now does not interrupt the start
         # half-way, and its database calls do not depend on this request's thread living on.
         return await asyncio.shield(asyncio.create_task(send, context=contextvars.Context()))
-    except SendRefused as refused:
-        raise send_refused_error(refused) from None
+    except Refused as refused:
+        raise refused_error(refused) from None
 
 
 def _follow_resent(conversation: Conversation, answer: Message | None) -> StreamingHttpResponse:
     """A resend: follow its answer's run while it is written; once written, 409 `duplicate`."""
     if answer is not None and answer.status == Message.Status.GENERATING and answer.run_id:
         return event_stream_response(follow_run(conversation, answer.run_id, keepalive_seconds=_keepalive()))
-    raise ApiError(409, "duplicate", DUPLICATE.format(conversation_id=conversation.pk))
+    raise ApiError(409, DUPLICATE_CODE, DUPLICATE.format(conversation_id=conversation.pk))
 
 
 @api.post(
@@ -417,17 +392,11 @@ async def approvals_decide(request: HttpRequest, approval_id: str, payload: Appr
 
     The first decision counts, from any tab, process or client: a later one is 409 `already_decided`.
     """
-    if payload.decision not in approvals.DECISIONS:
-        raise ApiError(400, "bad_request", approvals.BAD_DECISION)
-    decide = database_sync_to_async(approvals.approval_decide)
+    decide = actions.decide_approval(user=_user(request), approval_id=approval_id, decision=payload.decision)
     try:
-        approval = await decide(approval_id=approval_id, user=_user(request), decision=payload.decision)
-    except approvals.ApprovalNotFound:
-        raise ApiError(404, "not_found", approvals.NO_SUCH_APPROVAL) from None
-    except approvals.AlreadyDecided as decided:
-        message = approvals.ALREADY_DECIDED.format(decision=decided.decision)
-        raise ApiError(409, protocol.ALREADY_DECIDED, message) from None
-    await approvals.approval_decided_notify(conversation_id=approval.conversation_id, approval_id=approval_id)
+        approval = await decide
+    except Refused as refused:
+        raise refused_error(refused) from None
     return approvals.approval_payload(approval)
 
 
@@ -448,26 +417,13 @@ async def feedback_send(request: HttpRequest, message_id: int) -> dict[str, Any]
     404 when the message is not in one of your conversations, 409 `busy` while the answer is being written.
     """
     body = _feedback_body(request)
-    message = await database_sync_to_async(message_get_for_user)(user=_user(request), message_id=message_id)
-    if message is None:
-        raise ApiError(404, "not_found", NO_SUCH_MESSAGE)
-    store = database_sync_to_async(feedback_set)
-    try:
-        if isinstance(body.get("comment"), str):
-            text_check(field="comment", value=body["comment"])
-        feedback = await store(
-            message=message, user=_user(request), rating=body.get("rating"), comment=body.get("comment")
-        )
-    except SendRefused as refused:
-        raise send_refused_error(refused) from None
-    except BadFeedback as bad:
-        raise ApiError(400, "bad_request", str(bad)) from None
-    except AnswerGenerating as generating:
-        raise ApiError(409, protocol.BUSY, str(generating)) from None
-    payload = feedback_payload(feedback)
-    await live.feedback_changed_notify(
-        message.conversation_id, message_id=message.pk, run_id=message.run_id, feedback=payload
+    rate = actions.rate_answer(
+        user=_user(request), message_id=message_id, rating=body.get("rating"), comment=body.get("comment")
     )
+    try:
+        message, payload = await rate
+    except Refused as refused:
+        raise refused_error(refused) from None
     return {"message_id": message.pk, **payload}
 
 
@@ -477,7 +433,7 @@ def _feedback_body(request: HttpRequest) -> dict[str, Any]:
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise ApiError(400, "bad_request", BAD_FEEDBACK_BODY)
+        raise ApiError(400, actions.BAD_REQUEST, BAD_FEEDBACK_BODY)
     return body
 
 
@@ -488,7 +444,7 @@ def _chosen_assistant(request: HttpRequest) -> str | None:
     try:
         return ConversationIn.model_validate_json(request.body).assistant
     except ValueError:
-        raise ApiError(400, "bad_request", BAD_CONVERSATION_BODY) from None
+        raise ApiError(400, actions.BAD_REQUEST, BAD_CONVERSATION_BODY) from None
 
 
 def _keepalive() -> float:

@@ -6,8 +6,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from conversations import protocol
-from conversations.sending import BAD_SEND, SendRefused
+from conversations import actions, approvals, sending
+from conversations.actions import Refused
 
 NOT_AUTHENTICATED = (
     "Authentication required: send 'Authorization: Bearer <token>' (create one at /account/tokens/), "
@@ -17,6 +17,8 @@ INVALID_TOKEN = "The API token is invalid or has been revoked."
 CSRF_FAILED = "CSRF check failed: a request authenticated by the session cookie needs an 'X-CSRFToken' header."
 NOT_FOUND = "No such conversation."
 BAD_BODY = 'The request body must be a JSON object: {"content": "...", "client_id": "..."}.'
+BAD_TITLE_BODY = 'The request body must be a JSON object: {"title": "..."}, the title 1 to 200 characters once trimmed.'
+DUPLICATE_CODE = "duplicate"
 BAD_PARAMETERS = "Invalid request parameters."
 DUPLICATE = (
     "A message with this client_id was already sent and its answer is written: "
@@ -24,23 +26,38 @@ DUPLICATE = (
 )
 
 CODES_BY_STATUS = {
-    400: "bad_request",
+    400: actions.BAD_REQUEST,
     401: "unauthorized",
     403: "forbidden",
-    404: "not_found",
+    404: actions.NOT_FOUND,
     405: "method_not_allowed",
     409: "conflict",
-    413: "too_long",
-    429: "rate_limited",
+    413: actions.TOO_LONG,
+    429: actions.RATE_LIMITED,
 }
 
 
-STATUS_BY_SEND_REFUSAL = {
-    protocol.BAD_REQUEST: 400,
-    protocol.TOO_LONG: 413,
-    protocol.BUSY: 409,
-    protocol.RATE_LIMITED: 429,
-    protocol.ASSISTANT_UNAVAILABLE: 409,
+# A refused action as an HTTP status: the one table from `actions.Refused` to this wire.
+STATUS_BY_REFUSAL = {
+    actions.BAD_REQUEST: 400,
+    actions.NOT_FOUND: 404,
+    actions.TOO_LONG: 413,
+    actions.BUSY: 409,
+    actions.ALREADY_DECIDED: 409,
+    actions.ASSISTANT_UNAVAILABLE: 409,
+    actions.RATE_LIMITED: 429,
+}
+
+# What a body that does not parse, or does not fit its schema, is told, by route: the method and
+# the URL's name (the first operation's function name on that path); a route not listed here
+# answers with the send's text.
+BAD_BODY_BY_ROUTE = {
+    ("POST", "messages_send"): sending.BAD_SEND,
+    ("POST", "messages_edit"): sending.BAD_EDIT,
+    ("POST", "answers_regenerate"): sending.BAD_REGENERATE,
+    ("POST", "conversations_branch"): sending.BAD_BRANCH,
+    ("PATCH", "conversations_detail"): BAD_TITLE_BODY,
+    ("POST", "approvals_decide"): approvals.BAD_DECISION,
 }
 
 
@@ -53,10 +70,16 @@ class ApiError(HttpError):
         self.headers = headers or {}
 
 
-def send_refused_error(refused: SendRefused) -> ApiError:
-    """A refused send as an HTTP error: the socket's code and text, with `Retry-After` when given."""
+def refused_error(refused: Refused) -> ApiError:
+    """A refused action as an HTTP error: the socket's code and text, with `Retry-After` when given."""
     headers = {"Retry-After": str(refused.retry_after)} if refused.retry_after is not None else None
-    return ApiError(STATUS_BY_SEND_REFUSAL.get(refused.code, 400), refused.code, refused.message, headers=headers)
+    return ApiError(STATUS_BY_REFUSAL[refused.code], refused.code, refused.message, headers=headers)
+
+
+def bad_body_message(request: HttpRequest) -> str:
+    """What a bad body of this request's route is told: what that route takes."""
+    match = getattr(request, "resolver_match", None)
+    return BAD_BODY_BY_ROUTE.get((request.method or "", getattr(match, "url_name", None) or ""), BAD_BODY)
 
 
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
@@ -80,19 +103,19 @@ def install_error_handlers(api: NinjaAPI) -> None:
         return response
 
     def on_authentication(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
-        return respond(request, 401, "unauthorized", NOT_AUTHENTICATED)
+        return respond(request, 401, CODES_BY_STATUS[401], NOT_AUTHENTICATED)
 
     def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
         code = CODES_BY_STATUS.get(exc.status_code, "error")
-        message = BAD_BODY if exc.status_code == 400 else exc.message  # 400: ninja could not parse the body
+        message = bad_body_message(request) if exc.status_code == 400 else exc.message  # 400: an unparsable body
         return respond(request, exc.status_code, code, message)
 
     def on_validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
         in_body = any(error.get("loc", ("",))[0] == "body" for error in exc.errors)
-        return respond(request, 400, "bad_request", BAD_SEND if in_body else BAD_PARAMETERS)
+        return respond(request, 400, actions.BAD_REQUEST, bad_body_message(request) if in_body else BAD_PARAMETERS)
 
     def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
-        return respond(request, 404, "not_found", NOT_FOUND)
+        return respond(request, 404, actions.NOT_FOUND, NOT_FOUND)
 
     api.add_exception_handler(ApiError, on_api_error)
     api.add_exception_handler(AuthenticationError, on_authentication)

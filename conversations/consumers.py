@@ -1,7 +1,8 @@
 """The WebSocket adapter of a conversation: check who may connect, validate frames, forward events.
 
-Frame and message types are declared in `conversations/protocol.py`; what a send may do is
-`sending.message_send`'s to decide. This module only translates between them and the socket.
+Frame and message types are declared in `conversations/protocol.py`; what a frame may change is the
+actions' to decide (`conversations.actions`, `conversations.sending`). This module only translates
+between them and the socket: a frame to an action, a refusal to an `error` frame.
 """
 
 from __future__ import annotations
@@ -16,15 +17,19 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from conversations import approvals, protocol, runs
+from conversations import actions, approvals, protocol, runs
+from conversations.actions import Refused
 from conversations.selectors import conversation_get_for_user, session_is_current
-from conversations.sending import SendRefused, branch_choose, message_edit, message_regenerate, message_send
+from conversations.sending import choose_version, edit_question, regenerate_answer, send_message
 from conversations.watchdog import ensure_watchdog
 
 logger = logging.getLogger(__name__)
 
 BAD_JSON = "A frame must be a JSON object."
 UNKNOWN_FRAME = "Unknown frame type; expected send, stop, sync, approval, regenerate, edit or branch."
+# A refusal's code as an `error` frame says it: the socket only speaks of its own conversation, so
+# what is not found there is a bad request.
+SOCKET_CODES = {actions.NOT_FOUND: protocol.BAD_REQUEST}
 
 
 class ConversationConsumer(AsyncWebsocketConsumer):
@@ -80,7 +85,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if kind == protocol.CLIENT_SEND:
             await self.handle_send(frame)
         elif kind == protocol.CLIENT_STOP:
-            await runs.run_stop(self.conversation)
+            await actions.stop_run(conversation=self.conversation)
         elif kind == protocol.CLIENT_SYNC:
             await self.handle_sync()
         elif kind == protocol.CLIENT_APPROVAL:
@@ -94,9 +99,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         """Store the message and start its run; tell only this tab what went wrong."""
         client_id = frame.get("client_id")
         try:
-            await message_send(conversation=self.conversation, content=frame.get("content"), client_id=client_id)
-        except SendRefused as refused:
-            await self.send_error(refused.code, refused.message, client_id=client_id, retry_after=refused.retry_after)
+            await send_message(conversation=self.conversation, content=frame.get("content"), client_id=client_id)
+        except Refused as refused:
+            await self.send_refusal(refused, client_id=client_id)
 
     async def handle_branching(self, kind: str, frame: dict[str, Any]) -> None:
         """Regenerate the last answer, edit a question, or choose a version: the new branch reaches
@@ -104,37 +109,28 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         client_id = frame.get("client_id")
         try:
             if kind == protocol.CLIENT_REGENERATE:
-                await message_regenerate(conversation=self.conversation, client_id=client_id)
+                await regenerate_answer(conversation=self.conversation, client_id=client_id)
             elif kind == protocol.CLIENT_EDIT:
-                await message_edit(
+                await edit_question(
                     conversation=self.conversation,
                     message_id=frame.get("message_id"),
                     content=frame.get("content"),
                     client_id=client_id,
                 )
             else:
-                await branch_choose(conversation=self.conversation, message_id=frame.get("message_id"))
-        except SendRefused as refused:
-            await self.send_error(refused.code, refused.message, client_id=client_id, retry_after=refused.retry_after)
+                await choose_version(conversation=self.conversation, message_id=frame.get("message_id"))
+        except Refused as refused:
+            await self.send_refusal(refused, client_id=client_id)
 
     async def handle_approval(self, frame: dict[str, Any]) -> None:
         """Approve or deny a waiting tool call; only this tab hears what went wrong."""
-        approval_id, decision = frame.get("approval_id"), frame.get("decision")
-        if not isinstance(approval_id, str) or decision not in approvals.DECISIONS:
-            await self.send_error(protocol.BAD_REQUEST, approvals.BAD_DECISION, approval_id=approval_id)
-            return
+        approval_id = frame.get("approval_id")
         try:
-            await database_sync_to_async(approvals.approval_decide)(
-                approval_id=approval_id, user=self.scope["user"], decision=decision
+            await actions.decide_approval(
+                user=self.scope["user"], approval_id=approval_id, decision=frame.get("decision")
             )
-        except approvals.ApprovalNotFound:
-            await self.send_error(protocol.BAD_REQUEST, approvals.NO_SUCH_APPROVAL, approval_id=approval_id)
-            return
-        except approvals.AlreadyDecided as decided:
-            message = approvals.ALREADY_DECIDED.format(decision=decided.decision)
-            await self.send_error(protocol.ALREADY_DECIDED, message, approval_id=approval_id)
-            return
-        await approvals.approval_decided_notify(conversation_id=self.conversation.pk, approval_id=approval_id)
+        except Refused as refused:
+            await self.send_refusal(refused, approval_id=approval_id)
 
     async def approval_decided(self, message: dict[str, Any]) -> None:
         """An approval was decided (maybe on another process): wake its run if it waits here."""
@@ -190,7 +186,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if after:
             await asyncio.sleep(after)
         self.last_snapshot = asyncio.get_running_loop().time()
-        await self.send(text_data=json.dumps(await runs.conversation_snapshot(self.conversation)))
+        await self.send_frame(await runs.conversation_snapshot(self.conversation))
 
     async def branch_changed(self, message: dict[str, Any]) -> None:
         """The branch on screen changed (in any tab, on any process): show it."""
@@ -198,11 +194,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def conversation_titled(self, message: dict[str, Any]) -> None:
         """The conversation has a new title (renamed in another tab or client, or named by the model)."""
-        await self.send(text_data=protocol.title_frame(message["title"]))
+        await self.send_frame(protocol.title_frame(message["title"]))
 
     async def feedback_changed(self, message: dict[str, Any]) -> None:
         """The owner rated an answer in another tab or client."""
-        await self.send(text_data=protocol.feedback_frame(message))
+        await self.send_frame(protocol.feedback_frame(message))
 
     async def conversation_deleted(self, message: dict[str, Any]) -> None:
         """The conversation was deleted (in another tab): close, the page says it is gone."""
@@ -226,6 +222,13 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             session_key=getattr(session, "session_key", None), user=self.scope.get("user")
         )
 
+    async def send_refusal(self, refused: Refused, *, client_id: Any = None, approval_id: Any = None) -> None:
+        """A refused action as an `error` frame for this tab only."""
+        code = SOCKET_CODES.get(refused.code, refused.code)
+        await self.send_error(
+            code, refused.message, client_id=client_id, retry_after=refused.retry_after, approval_id=approval_id
+        )
+
     async def send_error(
         self,
         code: str,
@@ -240,4 +243,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         frame = protocol.error_frame(
             code, message, client_id=client_id, retry_after=retry_after, approval_id=approval_id
         )
-        await self.send(text_data=frame)
+        await self.send_frame(frame)
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        """One frame of `protocol` (not a run event, which arrives encoded) for this tab."""
+        await self.send(text_data=json.dumps(frame))

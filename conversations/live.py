@@ -2,7 +2,7 @@
 
 Run events go out through `runs.publish_event`; this module sends the other group messages of
 `conversations/protocol.py`: a new branch on screen, a new title, new feedback on an answer, a
-deleted conversation. Each is
+deleted conversation, a decided approval. Each is
 a hint that saves a reload: a tab that misses one (the channel layer is at most once, or down) finds
 the same state in its next snapshot or page load, so a failed send is logged, never raised.
 """
@@ -41,6 +41,12 @@ async def feedback_changed_notify(
 async def conversation_deleted_notify(conversation_id: int) -> None:
     """The conversation was deleted: its open tabs close (4404)."""
     await _tell(conversation_id, protocol.conversation_deleted_message(), "its deletion")
+
+
+async def approval_decided_notify(conversation_id: int, approval_id: str) -> None:
+    """An approval was decided: the run waiting for it, on whichever process, reads it now rather
+    than at its next poll of the stored row."""
+    await _tell(conversation_id, protocol.approval_decided_message(approval_id), "a decided approval")
 
 
 async def _tell(conversation_id: int, message: dict[str, Any], what: str) -> None:

@@ -8,7 +8,6 @@ that crosses the socket or the channel layer. The browser mirrors both in
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 # Frames the browser sends.
@@ -81,6 +80,10 @@ GROUP_APPROVAL_DECIDED = "approval.decided"
 MAX_CLIENT_ID_ECHO = 64
 
 
+# Builders: `*_message` is a channel-layer message to a conversation's group, `*_frame` a frame for
+# one tab; both are dicts (the consumer encodes frames, the channel layer messages).
+
+
 def group_name(conversation_id: int) -> str:
     """The channel-layer group of a conversation's tabs."""
     return f"conversation-{conversation_id}"
@@ -111,9 +114,9 @@ def conversation_titled_message(title: str) -> dict[str, Any]:
     return {"type": GROUP_CONVERSATION_TITLED, "title": title}
 
 
-def title_frame(title: str) -> str:
-    """The conversation's new title, for a tab, as JSON text."""
-    return json.dumps({"type": SERVER_TITLE, "title": title})
+def title_frame(title: str) -> dict[str, Any]:
+    """The conversation's new title, for a tab."""
+    return {"type": SERVER_TITLE, "title": title}
 
 
 def feedback_changed_message(*, message_id: int, run_id: str, feedback: dict[str, Any] | None) -> dict[str, Any]:
@@ -121,11 +124,10 @@ def feedback_changed_message(*, message_id: int, run_id: str, feedback: dict[str
     return {"type": GROUP_FEEDBACK_CHANGED, "message_id": message_id, "run_id": run_id, "feedback": feedback}
 
 
-def feedback_frame(message: dict[str, Any]) -> str:
-    """An answer's new feedback, for a tab, as JSON text: the answer's `message_id` and `run_id` (a tab that
-    watched it stream may not know its id yet) and `feedback`."""
-    frame = {"type": SERVER_FEEDBACK, **{key: message[key] for key in ("message_id", "run_id", "feedback")}}
-    return json.dumps(frame)
+def feedback_frame(message: dict[str, Any]) -> dict[str, Any]:
+    """An answer's new feedback, for a tab: the answer's `message_id` and `run_id` (a tab that watched it
+    stream may not know its id yet) and `feedback`."""
+    return {"type": SERVER_FEEDBACK, **{key: message[key] for key in ("message_id", "run_id", "feedback")}}
 
 
 def conversation_deleted_message() -> dict[str, Any]:
@@ -140,8 +142,8 @@ def snapshot_frame(*, messages: list[dict[str, Any]], active_run: dict[str, Any]
 
 def error_frame(
     code: str, message: str, *, client_id: Any = None, retry_after: int | None = None, approval_id: Any = None
-) -> str:
-    """A direct error for one socket, as JSON text; names the refused send's `client_id`, or the
+) -> dict[str, Any]:
+    """A direct error for one socket; names the refused send's `client_id`, or the
     `approval_id` of a refused decision (so the page can offer the choice again)."""
     frame: dict[str, Any] = {"type": SERVER_ERROR, "code": code, "message": message}
     if retry_after is not None:
@@ -150,4 +152,4 @@ def error_frame(
         frame["approval_id"] = approval_id[:MAX_CLIENT_ID_ECHO]
     if isinstance(client_id, str) and client_id:
         frame["client_id"] = client_id[:MAX_CLIENT_ID_ECHO]
-    return json.dumps(frame)
+    return frame

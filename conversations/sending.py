@@ -1,9 +1,9 @@
-"""The one send path: whether a message may be sent to a conversation, and starting its run.
+"""The actions that start a run, and choosing a version: whether it may go ahead, and starting it.
 
-The socket, the HTTP API and `manage.py ask` all call `message_send` (and the socket and the API
-`message_edit`, `message_regenerate` and `branch_choose`) and only adapt what they answer: a started
-run, a resend (nothing new is stored or started), or `SendRefused` with a code and a text that every
-client shows alike. All runs start through `_turn`, with the same checks.
+The socket, the HTTP API and `manage.py ask` all call `send_message` (and the socket and the API
+`edit_question`, `regenerate_answer` and `choose_version`) and only adapt what they answer: a started
+run, a resend (nothing new is stored or started), or `actions.Refused` with a code and a text that
+every client shows alike. All runs start through `_turn`, with the same checks.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from agent_runtime.history import HistoryTurn
-from agent_runtime.text import unstorable_character
 from conversations import live, protocol, runs
+from conversations.actions import Refused, text_check
 from conversations.assistants import assistant_get, assistant_model_config
 from conversations.models import Conversation, Message
 from conversations.selectors import answer_for_client_id, history_for_agent, question_get
@@ -48,7 +48,6 @@ BAD_REGENERATE = "A regenerate needs a 'client_id' of 1 to 64 letters, digits, '
 BAD_BRANCH = "Choosing a version needs the 'message_id' (an integer) of one of the conversation's messages."
 NOT_EDITABLE = "Only the conversation's own questions can be edited: no such question here."
 BRANCH_BUSY = "An answer is still being written; choose another version once it has finished or been stopped."
-UNSTORABLE_TEXT = "The '{field}' holds {what}, which cannot be stored; remove it and send again."
 TOO_LONG = "The message is longer than {limit} characters."
 RUN_BUSY = "An answer is still being written; wait for it or stop it first."
 RATE_LIMITED = "You are sending too fast or have too many answers streaming; try again in {seconds} s."
@@ -56,16 +55,6 @@ ASSISTANT_UNAVAILABLE = (
     "This conversation's assistant ({assistant_id!r}) is no longer offered here; its messages stay readable. "
     "Start a new conversation to go on."
 )
-
-
-class SendRefused(Exception):
-    """A send that may not go ahead: `code` (see `protocol.DIRECT_ERROR_CODES`), a text, maybe a wait."""
-
-    def __init__(self, code: str, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -82,30 +71,23 @@ class SendOutcome:
         return self.run is None
 
 
-def text_check(*, field: str, value: str) -> None:
-    """The one gate for text going in: SendRefused `bad_request`, naming `field`, if it cannot be stored."""
-    what = unstorable_character(value)
-    if what is not None:
-        raise SendRefused(protocol.BAD_REQUEST, UNSTORABLE_TEXT.format(field=field, what=what))
-
-
 def send_validate(*, content: Any, client_id: Any, bad: str = BAD_SEND) -> tuple[str, str]:
-    """The send's content and client_id, or SendRefused `bad_request` (saying `bad`) / `too_long`."""
+    """The send's content and client_id, or Refused `bad_request` (saying `bad`) / `too_long`."""
     if not isinstance(content, str) or not content.strip() or not isinstance(client_id, str):
-        raise SendRefused(protocol.BAD_REQUEST, bad)
+        raise Refused(protocol.BAD_REQUEST, bad)
     text_check(field="content", value=content)
     if not CLIENT_ID_PATTERN.fullmatch(client_id):
-        raise SendRefused(protocol.BAD_REQUEST, bad)
+        raise Refused(protocol.BAD_REQUEST, bad)
     if len(content) > settings.MESSAGE_MAX_LENGTH:
-        raise SendRefused(protocol.TOO_LONG, TOO_LONG.format(limit=settings.MESSAGE_MAX_LENGTH))
+        raise Refused(protocol.TOO_LONG, TOO_LONG.format(limit=settings.MESSAGE_MAX_LENGTH))
     return content, client_id
 
 
-async def message_send(*, conversation: Conversation, content: Any, client_id: Any) -> SendOutcome:
+async def send_message(*, conversation: Conversation, content: Any, client_id: Any) -> SendOutcome:
     """Store the user's message at the end of the branch on screen and start the run answering it.
 
     A `client_id` already stored in the conversation is a resend: nothing is stored or started.
-    Raises SendRefused: `bad_request`, `too_long`, `assistant_unavailable` (the deployment no longer
+    Raises Refused: `bad_request`, `too_long`, `assistant_unavailable` (the deployment no longer
     lists the conversation's assistant), `busy` (an answer is being written, on any process) or
     `rate_limited` (the owner is over a limit; `retry_after` says how long to wait).
     """
@@ -113,47 +95,47 @@ async def message_send(*, conversation: Conversation, content: Any, client_id: A
     return await _turn(conversation, client_id, partial(turn_start, content=content))
 
 
-async def message_edit(*, conversation: Conversation, message_id: Any, content: Any, client_id: Any) -> SendOutcome:
+async def edit_question(*, conversation: Conversation, message_id: Any, content: Any, client_id: Any) -> SendOutcome:
     """Store a new version of one of the conversation's questions (`message_id`) and start the run
     answering it; the earlier version and what followed it are kept. The tabs show the new branch.
 
-    Refuses as `message_send` does, and with `bad_request` when `message_id` is not a question of
+    Refuses as `send_message` does, and with `bad_request` when `message_id` is not a question of
     this conversation.
     """
     content, client_id = send_validate(content=content, client_id=client_id, bad=BAD_EDIT)
     if type(message_id) is not int:
-        raise SendRefused(protocol.BAD_REQUEST, BAD_EDIT)
+        raise Refused(protocol.BAD_REQUEST, BAD_EDIT)
     edited = await database_sync_to_async(question_get)(conversation=conversation, message_id=message_id)
     if edited is None:
-        raise SendRefused(protocol.BAD_REQUEST, NOT_EDITABLE)
+        raise Refused(protocol.BAD_REQUEST, NOT_EDITABLE)
     return await _turn(conversation, client_id, partial(turn_start, content=content, edit_of=edited), branches=True)
 
 
-async def message_regenerate(*, conversation: Conversation, client_id: Any) -> SendOutcome:
+async def regenerate_answer(*, conversation: Conversation, client_id: Any) -> SendOutcome:
     """Answer the last question of the branch on screen again (after any outcome: completed, error,
     cancelled, interrupted); the earlier answers are kept as versions. The tabs show the new answer.
 
-    Refuses as `message_send` does, and with `bad_request` when there is no question to answer yet.
+    Refuses as `send_message` does, and with `bad_request` when there is no question to answer yet.
     """
     if not isinstance(client_id, str) or not CLIENT_ID_PATTERN.fullmatch(client_id):
-        raise SendRefused(protocol.BAD_REQUEST, BAD_REGENERATE)
+        raise Refused(protocol.BAD_REQUEST, BAD_REGENERATE)
     return await _turn(conversation, client_id, answer_regenerate, branches=True)
 
 
-async def branch_choose(*, conversation: Conversation, message_id: Any) -> int:
+async def choose_version(*, conversation: Conversation, message_id: Any) -> int:
     """Show the branch through `message_id` in every tab (the version arrows); returns its leaf.
 
-    Raises SendRefused `bad_request` for a message not in the conversation, `busy` while an answer is
+    Raises Refused `bad_request` for a message not in the conversation, `busy` while an answer is
     being written.
     """
     if type(message_id) is not int:
-        raise SendRefused(protocol.BAD_REQUEST, BAD_BRANCH)
+        raise Refused(protocol.BAD_REQUEST, BAD_BRANCH)
     try:
         leaf_id = await database_sync_to_async(branch_select)(conversation=conversation, message_id=message_id)
     except Message.DoesNotExist:
-        raise SendRefused(protocol.BAD_REQUEST, BAD_BRANCH) from None
+        raise Refused(protocol.BAD_REQUEST, BAD_BRANCH) from None
     except RunBusy:
-        raise SendRefused(protocol.BUSY, BRANCH_BUSY) from None
+        raise Refused(protocol.BUSY, BRANCH_BUSY) from None
     await live.branch_changed_notify(conversation.pk)
     return leaf_id
 
@@ -169,9 +151,9 @@ async def _turn(
         assistant = assistant_get(conversation.assistant_id)
         if assistant is None:
             message = ASSISTANT_UNAVAILABLE.format(assistant_id=conversation.assistant_id)
-            raise SendRefused(protocol.ASSISTANT_UNAVAILABLE, message)
+            raise Refused(protocol.ASSISTANT_UNAVAILABLE, message)
         if runs.active_run_get(conversation.pk) is not None:
-            raise SendRefused(protocol.BUSY, RUN_BUSY)
+            raise Refused(protocol.BUSY, RUN_BUSY)
         limits = SendLimits(
             messages_per_minute=settings.RATE_LIMIT_MESSAGES_PER_MINUTE,
             concurrent_runs=settings.RATE_LIMIT_CONCURRENT_RUNS,
@@ -188,19 +170,21 @@ async def _turn(
                 limits=limits,
             )
         except RunBusy:
-            raise SendRefused(protocol.BUSY, RUN_BUSY) from None
+            raise Refused(protocol.BUSY, RUN_BUSY) from None
         except NothingToRegenerate as nothing:
-            raise SendRefused(protocol.BAD_REQUEST, str(nothing)) from None
+            raise Refused(protocol.BAD_REQUEST, str(nothing)) from None
         except RateLimited as limited:
             seconds = limited.retry_after
-            raise SendRefused(protocol.RATE_LIMITED, RATE_LIMITED.format(seconds=seconds), seconds) from None
-    except SendRefused:
+            raise Refused(protocol.RATE_LIMITED, RATE_LIMITED.format(seconds=seconds), seconds) from None
+    except Refused:
         resent = await _resent(conversation, client_id)
         if resent is not None:
             return resent
         raise
     if turn.is_duplicate:  # sent before, or at the same moment from another tab
         return await _resent(conversation, client_id) or SendOutcome(run=None)
+    if turn.new_title:  # the conversation's first question named it: every tab shows the name
+        await live.title_changed_notify(conversation.pk, turn.new_title)
     if branches:
         await live.branch_changed_notify(conversation.pk)
     run = await runs.run_start(conversation=conversation, turn=turn, assistant=assistant, history=history)

@@ -74,6 +74,8 @@ class StartedTurn:
 
     user_message: Message
     assistant_message: Message | None
+    new_title: str = ""
+    """The title the turn gave a conversation that had none (its first question), else empty."""
 
     @property
     def is_duplicate(self) -> bool:
@@ -92,7 +94,7 @@ def conversation_create(
             retry_after = conversation_retry_after(user_id=owner.pk, per_hour=per_hour, now=datetime.now(UTC))
             if retry_after is not None:
                 raise RateLimited(retry_after)
-        conversation = Conversation(owner=owner, title=title[:200])
+        conversation = Conversation(owner=owner, title=title[:TITLE_MAX_LENGTH])
         if assistant_id is not None:
             conversation.assistant_id = assistant_id
         conversation.save()
@@ -108,7 +110,7 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
     """Name the conversation as its owner chose (trimmed); automatic titles leave it alone from now on.
 
     Raises BadTitle when the trimmed title is blank or longer than 200 characters. Whether the text
-    can be stored at all is `conversations.sending.text_check`'s to say, before this.
+    can be stored at all is `conversations.actions.text_check`'s to say, before this.
     """
     title = " ".join(title.split())
     if not title:
@@ -123,7 +125,9 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
 
 def conversation_title_auto(*, conversation_id: int, title: str) -> bool:
     """Give the conversation an automatic title (the model's), unless its owner named it; whether it did."""
-    updated = Conversation.objects.filter(pk=conversation_id, title_set_by_user=False).update(title=title[:200])
+    updated = Conversation.objects.filter(pk=conversation_id, title_set_by_user=False).update(
+        title=title[:TITLE_MAX_LENGTH]
+    )
     return bool(updated)
 
 
@@ -133,7 +137,7 @@ def feedback_set(*, message: Message, user: AbstractBaseUser, rating: object, co
 
     Raises BadFeedback, and AnswerGenerating while the answer is being written. Ownership is the
     caller's to check (`selectors.message_get_for_user`); whether the comment can be stored at all
-    is `conversations.sending.text_check`'s to say, before this.
+    is `conversations.actions.text_check`'s to say, before this.
     """
     if type(rating) is not int or rating not in Feedback.Rating.values:
         raise BadFeedback(FEEDBACK_BAD_RATING)
@@ -189,10 +193,10 @@ def turn_start(
                 client_id=client_id,
             )
             assistant_message = _answer_create(conversation, user_message, run_id, model, worker, now)
-            _leaf_set(conversation, assistant_message, title=_title_from(content))
+            new_title = _leaf_set(conversation, assistant_message, title=title_shorten(content))
     except IntegrityError:
         return _resent_or_busy(conversation, client_id)
-    return StartedTurn(user_message=user_message, assistant_message=assistant_message)
+    return StartedTurn(user_message=user_message, assistant_message=assistant_message, new_title=new_title)
 
 
 def answer_regenerate(
@@ -297,16 +301,19 @@ def _limits_checked_leaf(conversation: Conversation, limits: SendLimits | None, 
     return state.leaf_id
 
 
-def _leaf_set(conversation: Conversation, leaf: Message, *, title: str = "") -> None:
-    """Make `leaf` the end of the branch on screen; name a still unnamed conversation `title`."""
+def _leaf_set(conversation: Conversation, leaf: Message, *, title: str = "") -> str:
+    """Make `leaf` the end of the branch on screen; name a still unnamed conversation `title`.
+    Returns the title when it was stored, else an empty string."""
     now = datetime.now(UTC)
     Conversation.objects.filter(pk=conversation.pk).update(leaf=leaf, updated=now)
+    stored = False
     if title and not conversation.title:  # a first message, or a title this process has not seen yet
-        Conversation.objects.filter(pk=conversation.pk, title="").update(title=title)
+        stored = bool(Conversation.objects.filter(pk=conversation.pk, title="").update(title=title))
     conversation.leaf_id = leaf.pk
     conversation.updated = now
     if not conversation.title:
         conversation.title = title
+    return title if stored else ""
 
 
 def run_finish(*, message_id: int, report: RunReport, worker: str) -> bool:
@@ -384,8 +391,10 @@ def run_interrupt(*, message_id: int, stale_before: datetime, content: str | Non
     return bool(updated)
 
 
-def _title_from(content: str) -> str:
-    line = " ".join(content.split())
+def title_shorten(text: str) -> str:
+    """Text as a conversation's title: its whitespace collapsed, at most `TITLE_LENGTH` characters
+    (an ellipsis marks the cut). The one place a title is cut to length."""
+    line = " ".join(text.split())
     return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
 
 

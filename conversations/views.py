@@ -11,7 +11,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from conversations import live, runs
+from conversations import actions
+from conversations.actions import Refused
 from conversations.assistants import (
     assistant_default_id,
     assistant_get,
@@ -25,7 +26,6 @@ from conversations.selectors import (
     conversation_get_for_user,
     conversation_list_for_page,
 )
-from conversations.services import TOO_MANY_CONVERSATIONS, RateLimited, conversation_create, conversation_delete
 
 CONVERSATION_DELETED = "Conversation deleted."
 SEARCH_RESULTS_LIMIT = 50
@@ -46,16 +46,15 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
 def conversation_new(request: HttpRequest) -> HttpResponse:
     """Open the user's empty conversation with the chosen assistant, or start one: a click on
     "New chat" never leaves another empty conversation behind."""
-    per_hour = settings.RATE_LIMIT_CONVERSATIONS_PER_HOUR
     chosen = request.POST.get("assistant", "")
     assistant_id = chosen if assistant_get(chosen) is not None else assistant_default_id()
     empty = conversation_empty_for_user(user=request.user, assistant_id=assistant_id)
     if empty is not None:
         return redirect("conversation_detail", conversation_id=empty.pk)
     try:
-        conversation = conversation_create(owner=request.user, assistant_id=assistant_id, per_hour=per_hour)
-    except RateLimited as limited:
-        messages.error(request, TOO_MANY_CONVERSATIONS.format(limit=per_hour, seconds=limited.retry_after))
+        conversation = async_to_sync(actions.create_conversation)(owner=request.user, assistant_id=assistant_id)
+    except Refused as refused:
+        messages.error(request, refused.message)
         return redirect("conversation_list")
     return redirect("conversation_detail", conversation_id=conversation.pk)
 
@@ -90,9 +89,7 @@ def conversation_detail(request: HttpRequest, conversation_id: int) -> HttpRespo
 def conversation_remove(request: HttpRequest, conversation_id: int) -> HttpResponse:
     """Delete one of the user's conversations, stopping its answer if one is being written."""
     conversation = _own_conversation_or_404(request, conversation_id)
-    runs.run_stop_threadsafe(conversation_id)
-    conversation_delete(conversation=conversation)
-    async_to_sync(live.conversation_deleted_notify)(conversation_id)
+    async_to_sync(actions.delete_conversation)(conversation=conversation)
     messages.success(request, CONVERSATION_DELETED)
     return redirect("conversation_list")
 

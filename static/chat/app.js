@@ -16,7 +16,6 @@ import { Connection, socketUrl } from "./connection.js";
 import { initSidebar } from "./sidebar.js";
 
 const STICK_TO_BOTTOM_PX = 96;
-const TITLE_LENGTH = 60;
 
 const CONNECTION_LABELS = {
   connecting: "Connecting…",
@@ -69,7 +68,6 @@ export class ChatApp {
         onChange: () => this._afterModelChange(),
         onDirectError: (frame) => this._onDirectError(frame),
         onTitle: (title) => {
-          this.untitled = false;
           this.doc.dispatchEvent(new CustomEvent("chat:title", { detail: { title } })); // sidebar.js shows it
         },
         onForbidden: (text, link) => this._onForbidden(text, link),
@@ -78,7 +76,6 @@ export class ChatApp {
     this.stopRequested = false;
     this.renderQueued = false;
     this.stick = true;
-    this.untitled = this.dom.title ? this.dom.title.dataset.untitled === "true" : false;
   }
 
   start() {
@@ -164,7 +161,6 @@ export class ChatApp {
     if (this.dom.loading) this.dom.loading.hidden = loaded;
     if (this.dom.empty) this.dom.empty.hidden = !(loaded && this.model.messages.length === 0);
     this._updateComposer();
-    this._updateTitle();
     this._updateCurrentLink();
     if (stick) scroll.scrollTop = scroll.scrollHeight;
     else if (this.dom.jump) this.dom.jump.hidden = false;
@@ -180,20 +176,6 @@ export class ChatApp {
     link.classList.toggle("is-waiting", waiting);
     const live = link.querySelector(".side-link__live");
     if (live) live.setAttribute("title", waiting ? "Waiting for approval" : "Generating");
-  }
-
-  _updateTitle() {
-    if (!this.untitled || !this.dom.title) return;
-    const first = this.model.messages.find((m) => m.role === "user" && m.text.trim());
-    if (!first) return;
-    let title = first.text.trim().split("\n")[0];
-    if (title.length > TITLE_LENGTH) title = title.slice(0, TITLE_LENGTH - 1).trimEnd() + "…";
-    this.untitled = false;
-    this.dom.title.textContent = title;
-    this.dom.title.dataset.untitled = "false";
-    this.doc.title = `${title} · Agent Chat`;
-    const linkTitle = this.dom.currentLink && this.dom.currentLink.querySelector("[data-conversation-title]");
-    if (linkTitle) linkTitle.textContent = title;
   }
 
   _setConnection(state) {

@@ -25,7 +25,6 @@ class InlineRename {
     this.button = doc.querySelector("[data-rename-start]");
     this.input = null;
     this.saving = false;
-    this.chosen = null;
   }
 
   bind() {
@@ -37,14 +36,6 @@ class InlineRename {
     this.doc.addEventListener("click", (e) => {
       if (e.target.closest("[data-chat-title]") || e.target.closest("[data-rename-start]")) this.open();
     });
-    // The page's own title logic may write the first message's text; a name the user chose stays.
-    const titleElement = this.doc.querySelector("title");
-    if (titleElement) {
-      new MutationObserver(() => {
-        const wanted = this.chosen && `${this.chosen} · ${SITE_NAME}`;
-        if (wanted && this.doc.title !== wanted) this.doc.title = wanted;
-      }).observe(titleElement, { childList: true, characterData: true, subtree: true });
-    }
   }
 
   open() {
@@ -117,13 +108,8 @@ class InlineRename {
   }
 
   show(title) {
-    this.chosen = title;
-    // A fresh element: the page's first-message title logic keeps writing to the old one.
-    const fresh = this.title.cloneNode(false);
-    fresh.textContent = title;
-    fresh.dataset.untitled = "false";
-    this.title.replaceWith(fresh);
-    this.title = fresh;
+    this.title.textContent = title;
+    this.title.dataset.untitled = "false";
     this.doc.title = `${title} · ${SITE_NAME}`;
     const row = this.doc.querySelector('[data-testid="conversation-link"][aria-current="page"] .side-link__title');
     if (row) {

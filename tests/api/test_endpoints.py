@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from channels.db import database_sync_to_async
 
-from api.errors import BAD_BODY, NOT_AUTHENTICATED, NOT_FOUND
+from api.errors import BAD_BODY, BAD_TITLE_BODY, NOT_AUTHENTICATED, NOT_FOUND
+from conversations.approvals import BAD_DECISION
 from conversations.models import Conversation, Message
-from conversations.sending import BAD_SEND, RATE_LIMITED, RUN_BUSY, TOO_LONG
+from conversations.sending import BAD_BRANCH, BAD_REGENERATE, BAD_SEND, RATE_LIMITED, RUN_BUSY, TOO_LONG
 from tests.api.conftest import AsgiClient, send_message, sse_reader, stored
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
@@ -185,3 +188,28 @@ async def test_there_is_no_api_docs_page_pulling_swagger_ui_from_a_cdn(transacti
 
     assert response.status_code == 404
     assert b"swagger" not in response.content.lower() and b"cdn" not in response.content.lower()
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "expected"),
+    [
+        ("rename", {"title": 5}, BAD_TITLE_BODY),
+        ("rename", "not json", BAD_TITLE_BODY),
+        ("branch", {"message_id": "first"}, BAD_BRANCH),
+        ("regenerate", {}, BAD_REGENERATE),
+        ("approval", {"decision": ["approve"]}, BAD_DECISION),
+    ],
+)
+async def test_a_bad_body_is_told_what_its_own_route_takes(api, conversation, route, body, expected):
+    method, url = {
+        "rename": (api.patch, f"/api/conversations/{conversation.pk}"),
+        "branch": (api.post, f"/api/conversations/{conversation.pk}/branch"),
+        "regenerate": (api.post, f"/api/conversations/{conversation.pk}/regenerate"),
+        "approval": (api.post, "/api/approvals/some-approval"),
+    }[route]
+    raw = body if isinstance(body, str) else json.dumps(body)
+
+    response = await method(url, raw, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json() == error("bad_request", expected)

@@ -7,10 +7,10 @@ import json
 import pytest
 from channels.db import database_sync_to_async
 
-from api.endpoints import BAD_FEEDBACK_BODY, NO_SUCH_MESSAGE
+from api.endpoints import BAD_FEEDBACK_BODY
 from api.services import api_token_create
+from conversations.actions import NO_SUCH_MESSAGE, UNSTORABLE_TEXT
 from conversations.models import Conversation, Feedback, Message
-from conversations.sending import UNSTORABLE_TEXT
 from conversations.services import (
     FEEDBACK_BAD_RATING,
     FEEDBACK_COMMENT_TOO_LONG,

@@ -9,8 +9,8 @@ from channels.db import database_sync_to_async
 
 from api.endpoints import BAD_EXPORT_FORMAT
 from api.errors import NOT_FOUND
+from conversations.actions import UNSTORABLE_TEXT
 from conversations.models import Conversation
-from conversations.sending import UNSTORABLE_TEXT
 from conversations.services import TITLE_EMPTY, TITLE_TOO_LONG
 from tests.api.conftest import send_message, sse_reader
 from tests.messages import message_append

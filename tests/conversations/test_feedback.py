@@ -12,7 +12,7 @@ from conversations.runs import conversation_snapshot
 from conversations.selectors import message_list, message_payload
 from conversations.services import AnswerGenerating, BadFeedback, feedback_set
 from tests.conversations.conftest import make_user
-from tests.conversations.test_review import CHANGELIST, add_turn, found, make_staff, transcript_url
+from tests.review.test_review import CHANGELIST, add_turn, found, make_staff, transcript_url
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,9 @@ from django.db import DatabaseError
 
 from agent_runtime.text import clean_text, unstorable_character
 from conversations import protocol, runs, services, watchdog
+from conversations.actions import UNSTORABLE_TEXT
 from conversations.models import Conversation, Message
-from conversations.sending import BAD_SEND, UNSTORABLE_TEXT
+from conversations.sending import BAD_SEND
 from conversations.services import RUN_NOT_STORED, RateLimited, SendLimits, turn_start
 from tests.agent_runtime.conftest import assert_well_formed
 from tests.api.conftest import TokenClient, alice_token, send_message  # noqa: F401

@@ -10,20 +10,22 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.core.management import CommandError, call_command
 
-from api.errors import STATUS_BY_SEND_REFUSAL
+from api.errors import STATUS_BY_REFUSAL
 from api.services import api_token_create
 from conversations import protocol, runs
+from conversations.actions import Refused
 from conversations.models import Conversation, Message
 from conversations.selectors import CONCURRENT_RETRY_SECONDS
-from conversations.sending import BAD_SEND, RATE_LIMITED, RUN_BUSY, TOO_LONG, SendRefused, message_send
-from tests.api.conftest import TokenClient, send_message
+from conversations.sending import BAD_SEND, RATE_LIMITED, RUN_BUSY, TOO_LONG, send_message
+from tests.api.conftest import TokenClient
+from tests.api.conftest import send_message as api_send
 from tests.conversations.conftest import open_tab
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
 
 async def _start_long_run(conversation: Conversation) -> runs.ActiveRun:
-    outcome = await message_send(conversation=conversation, content="count to 500", client_id="long")
+    outcome = await send_message(conversation=conversation, content="count to 500", client_id="long")
     assert outcome.run is not None
     return outcome.run
 
@@ -62,9 +64,9 @@ async def through_the_socket(conversation, content):
 
 async def through_the_api(conversation, content):
     token = await database_sync_to_async(api_token_create)(user=conversation.owner, name="t")
-    response = await send_message(TokenClient(token.secret), conversation.pk, content, client_id="refused")
+    response = await api_send(TokenClient(token.secret), conversation.pk, content, client_id="refused")
     body = response.json()["error"]
-    assert response.status_code == STATUS_BY_SEND_REFUSAL[body["code"]]
+    assert response.status_code == STATUS_BY_REFUSAL[body["code"]]
     return body["code"], body["message"]
 
 
@@ -96,16 +98,16 @@ async def test_the_service_raises_one_exception_with_code_text_and_wait(conversa
     await _start_long_run(conversation)
     other = await database_sync_to_async(Conversation.objects.create)(owner=conversation.owner)
 
-    with pytest.raises(SendRefused) as refused:
-        await message_send(conversation=other, content="What is 1 + 1?", client_id="x")
+    with pytest.raises(Refused) as refused:
+        await send_message(conversation=other, content="What is 1 + 1?", client_id="x")
 
     assert (refused.value.code, refused.value.retry_after) == (protocol.RATE_LIMITED, CONCURRENT_RETRY_SECONDS)
 
 
 async def test_a_resend_stores_and_starts_nothing_and_names_the_earlier_answer(conversation, paced):
     paced(50)
-    first = await message_send(conversation=conversation, content="count to 100", client_id="same")
-    again = await message_send(conversation=conversation, content="count to 100", client_id="same")
+    first = await send_message(conversation=conversation, content="count to 100", client_id="same")
+    again = await send_message(conversation=conversation, content="count to 100", client_id="same")
 
     assert first.run is not None and not first.is_resend
     assert again.is_resend and again.resent_answer is not None
@@ -113,3 +115,19 @@ async def test_a_resend_stores_and_starts_nothing_and_names_the_earlier_answer(c
     first.run.agent_run.cancel()
     await asyncio.wait_for(first.run.task, 5)
     assert await database_sync_to_async(Message.objects.filter(conversation=conversation).count)() == 2
+
+
+async def test_the_first_question_names_the_conversation_in_every_tab_at_once(tabs, conversation):
+    first, second = await tabs(), await tabs()
+
+    await first.ask("What is 2 + 2?\n\nShow   your work.")
+    await first.run_events_until_done()
+    await second.run_events_until_done()
+    await first.ask("And 3 + 3?", client_id="c2")
+    await first.run_events_until_done()
+    await second.run_events_until_done()
+
+    for tab in (first, second):
+        assert [f["title"] for f in tab.frames if f["type"] == "title"] == ["What is 2 + 2? Show your work."]
+    stored = await database_sync_to_async(Conversation.objects.get)(pk=conversation.pk)
+    assert stored.title == "What is 2 + 2? Show your work."

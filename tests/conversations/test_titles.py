@@ -46,8 +46,10 @@ async def test_the_model_names_the_conversation_after_its_first_answer_and_the_t
     await first.ask("What is the capital of France, and why?")
     await first.run_events_until_done()
 
-    for tab in (first, second):
-        assert (await title_frame(tab))["title"] == "French capital"
+    for tab in (first, second):  # named at once by the question, then by the model
+        await tab.receive_until(lambda f: f["type"] == "title" and f["title"] == "French capital")
+        titles = [f["title"] for f in tab.frames if f["type"] == "title"]
+        assert titles == ["What is the capital of France, and why?", "French capital"]
     assert await stored_title(conversation) == "French capital"
     (request,) = title_requests(titled)
     assert "What is the capital of France, and why?" in request["messages"][1]["content"]

@@ -1,6 +1,6 @@
 """`manage.py ask "What is 10 + 10?"`: run the agent through the product's path, streamed to the terminal.
 
-The message is stored and its run started by the one send path (`sending.message_send`) in this
+The message is stored and its run started by the one send path (`sending.send_message`) in this
 process, and the run's events are followed like the API follows them (`follow.follow_run`): tool calls as they
 start (`→ add`), their arguments as the model types them, their results (`= 20` or `! error`),
 then the answer as it streams, and a one-line summary. With `REDIS_URL` set, the browser tabs
@@ -26,7 +26,7 @@ from conversations.assistants import assistant_get, assistant_registry
 from conversations.follow import follow_run
 from conversations.models import Conversation
 from conversations.selectors import conversation_get_for_user
-from conversations.sending import SendRefused, message_send, send_validate
+from conversations.sending import Refused, send_message, send_validate
 from conversations.services import conversation_create
 
 CLI_USERNAME = "cli"
@@ -156,7 +156,7 @@ class Command(BaseCommand):
         content: str = options["content"]
         try:
             send_validate(content=content, client_id=CLI_USERNAME)  # refuse before creating a conversation
-        except SendRefused as refused:
+        except Refused as refused:
             raise _refusal(refused) from None
         user = _user(options["user"])
         conversation = _conversation(user, options["conversation"], options["assistant"])
@@ -171,8 +171,8 @@ class Command(BaseCommand):
     async def _ask(self, conversation: Conversation, content: str) -> str:
         """Start the run and render its events; the `done` status."""
         try:
-            outcome = await message_send(conversation=conversation, content=content, client_id=uuid.uuid4().hex)
-        except SendRefused as refused:
+            outcome = await send_message(conversation=conversation, content=content, client_id=uuid.uuid4().hex)
+        except Refused as refused:
             raise _refusal(refused) from None
         active = outcome.run
         assert active is not None and active.task is not None  # a fresh client_id is never a resend
@@ -196,7 +196,7 @@ class Command(BaseCommand):
         self.stdout.flush()
 
 
-def _refusal(refused: SendRefused) -> CommandError:
+def _refusal(refused: Refused) -> CommandError:
     """A refused send, with the code and text the socket and the API answer."""
     return CommandError(REFUSED.format(code=refused.code, message=refused.message))
 
