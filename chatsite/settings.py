@@ -1,6 +1,6 @@
 """Settings: every environment variable the product reads is read here, once.
 
-See `.env.example` for the list, and README.md for what each one does.
+`docs/configuration.md` says what each one does; `.env.example` lists them (a test keeps the three in step).
 """
 
 from __future__ import annotations
