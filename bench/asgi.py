@@ -73,9 +73,9 @@ class AdaptiveRelaySettings:
 
     def __getattr__(self, name: str) -> Any:
         if name == "RELAY_MIN_INTERVAL_SECONDS":
-            from conversations import runs
+            from conversations.process import process_state
 
-            return min(self._cap, max(self._base, self._per_run * len(runs._active))) / 1000
+            return min(self._cap, max(self._base, self._per_run * len(process_state().runs))) / 1000
         return getattr(self._settings, name)
 
 

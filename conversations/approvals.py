@@ -20,6 +20,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from agent_runtime.approvals import ApprovalOutcome, ApprovalRequest
 from conversations import protocol
 from conversations.models import ToolApproval
+from conversations.process import process_state
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +29,6 @@ NO_SUCH_APPROVAL = "No such approval waiting in your conversations."
 ALREADY_DECIDED = "This tool call was already {decision}; the first decision counts."
 BAD_DECISION = "An approval frame needs an 'approval_id' and a 'decision' of 'approve' or 'deny'."
 DECISIONS = {"approve": ToolApproval.Decision.APPROVED, "deny": ToolApproval.Decision.DENIED}
-
-_waiting: dict[str, asyncio.Event] = {}
 
 
 class ApprovalNotFound(Exception):
@@ -112,7 +111,7 @@ def approval_payload(approval: ToolApproval) -> dict[str, Any]:
 
 def approval_wake_here(approval_id: str) -> None:
     """A decision was made (maybe elsewhere): wake the run waiting for it, if it waits in this process."""
-    event = _waiting.get(approval_id)
+    event = process_state().approval_waiters.get(approval_id)
     if event is not None:
         event.set()
 
@@ -142,11 +141,12 @@ class RunApprovals:
         await database_sync_to_async(approval_create)(
             conversation_id=self.conversation_id, message_id=self.message_id, run_id=self.run_id, request=request
         )
-        woken = _waiting[request.approval_id] = asyncio.Event()
+        state = process_state()
+        woken = state.approval_waiters[request.approval_id] = asyncio.Event()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         try:
-            while loop.time() < deadline:
+            while loop.time() < deadline and not state.stopped:  # a stopped process waits for nobody
                 outcome = await database_sync_to_async(approval_outcome)(approval_id=request.approval_id)
                 if outcome is not None:
                     return outcome
@@ -160,7 +160,7 @@ class RunApprovals:
             await asyncio.shield(self._expire(request.approval_id))
             raise
         finally:
-            _waiting.pop(request.approval_id, None)
+            state.approval_waiters.pop(request.approval_id, None)
 
     async def _expire(self, approval_id: str) -> ApprovalOutcome:
         if await database_sync_to_async(approval_expire)(approval_id=approval_id):

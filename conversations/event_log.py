@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 
 from agent_runtime.events import Event
+from conversations.process import process_state
 
 KEY_PREFIX = "agentchat:run:"
 LIVE_TTL_SECONDS = 24 * 3600
@@ -34,6 +35,9 @@ class RunEventLog(Protocol):
     async def finish(self, run_id: str) -> None:
         """The run is over: keep its events a little longer, then forget them."""
 
+    async def close(self) -> None:
+        """The process stops: let go of the log's connections (a later call opens new ones)."""
+
 
 class MemoryEventLog:
     """The log of a single-process deployment."""
@@ -49,6 +53,9 @@ class MemoryEventLog:
 
     async def finish(self, run_id: str) -> None:
         asyncio.get_running_loop().call_later(DONE_TTL_SECONDS, self._runs.pop, run_id, None)
+
+    async def close(self) -> None:
+        pass  # no connections: the events go with the process
 
 
 class RedisEventLog:
@@ -84,13 +91,19 @@ class RedisEventLog:
     async def finish(self, run_id: str) -> None:
         await self._client().expire(KEY_PREFIX + run_id, DONE_TTL_SECONDS)
 
-
-_logs: dict[str, RunEventLog] = {}
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        clients, self._clients = dict(self._clients), weakref.WeakKeyDictionary()
+        for client_loop, client in clients.items():
+            # A client's connections belong to its loop: only the running loop's can be closed from here.
+            if client_loop is loop:
+                await client.aclose()
 
 
 def get_event_log() -> RunEventLog:
     """The log for the current settings (Redis when `REDIS_URL` is set)."""
     url = settings.REDIS_URL
-    if url not in _logs:
-        _logs[url] = RedisEventLog(url) if url else MemoryEventLog()
-    return _logs[url]
+    logs = process_state().event_logs
+    if url not in logs:
+        logs[url] = RedisEventLog(url) if url else MemoryEventLog()
+    return logs[url]

@@ -37,8 +37,10 @@ from conversations.approvals import RunApprovals
 from conversations.assistants import assistant_model_config
 from conversations.event_log import get_event_log
 from conversations.models import Conversation, Message
+from conversations.process import process_state
 from conversations.selectors import message_list, message_payload
 from conversations.services import (
+    RUN_INTERRUPTED,
     RUN_NOT_STORED,
     StartedTurn,
     run_finish,
@@ -66,14 +68,25 @@ class ActiveRun:
     task: asyncio.Task[None] | None = None
     title_config: ModelConfig | None = None
     """The model that names the conversation once this answer (to its first question) completes."""
+    stopped: bool = False
+    """Someone stopped it: it ends `cancelled`."""
+    interrupted: bool = False
+    """The process stopped it (and nobody before): it ends `interrupted`, as when a process dies."""
 
+    def stop(self) -> None:
+        """Stop the run at someone's request: it ends `cancelled`."""
+        self.stopped = True
+        self.agent_run.cancel()
 
-_active: dict[int, ActiveRun] = {}
+    def interrupt(self) -> None:
+        """Stop the run because this process stops: it ends `interrupted`, unless it was stopped first."""
+        self.interrupted = not self.stopped
+        self.agent_run.cancel()
 
 
 def active_run_get(conversation_id: int) -> ActiveRun | None:
     """The run executing in this process for the conversation, if any."""
-    return _active.get(conversation_id)
+    return process_state().runs.get(conversation_id)
 
 
 async def conversation_snapshot(conversation: Conversation) -> dict[str, Any]:
@@ -145,7 +158,7 @@ async def run_start(
         loop=asyncio.get_running_loop(),
         title_config=_title_config(conversation, user_message, model_config),
     )
-    _active[conversation.pk] = active
+    process_state().runs[conversation.pk] = active
     # A context of its own: the run outlives the request or socket that started it, whose context
     # ties database calls to that caller's thread (asgiref's ThreadSensitiveContext).
     active.task = asyncio.create_task(relay_run_events(active), name=f"relay-{run_id}", context=contextvars.Context())
@@ -161,9 +174,9 @@ def _title_config(conversation: Conversation, question: Message, model_config: M
 
 async def run_stop(conversation: Conversation) -> bool:
     """Stop the conversation's streaming run, wherever it executes; False when none streams."""
-    active = _active.get(conversation.pk)
+    active = active_run_get(conversation.pk)
     if active is not None:
-        active.agent_run.cancel()
+        active.stop()
         return True
     run_id = await database_sync_to_async(run_request_stop)(conversation=conversation)
     if run_id is None:
@@ -180,35 +193,37 @@ async def run_stop(conversation: Conversation) -> bool:
 
 def run_cancel_here(conversation_id: int, run_id: str) -> None:
     """Cancel the run `run_id` if this process executes it (a stop asked on another process)."""
-    active = _active.get(conversation_id)
+    active = active_run_get(conversation_id)
     if active is not None and active.run_id == run_id:
-        active.agent_run.cancel()
+        active.stop()
 
 
 def run_stop_threadsafe(conversation_id: int) -> bool:
     """Stop a run executing in this process, from any thread (a view deleting its conversation)."""
-    active = _active.get(conversation_id)
+    active = active_run_get(conversation_id)
     if active is not None:
-        active.loop.call_soon_threadsafe(active.agent_run.cancel)
+        active.loop.call_soon_threadsafe(active.stop)
     return active is not None
 
 
 async def relay_run_events(active: ActiveRun) -> None:
     """Log and send each event of the run; store the answer before `final` and `done` go out."""
     helpers = [asyncio.create_task(_beat(active), name=f"heartbeat-{active.run_id}")]
-    held_final: Event | None = None
+    held: Event | None = None
     loop = asyncio.get_running_loop()
     try:
         async for event in active.agent_run:
             if event["type"] == events.RUN_STARTED:
                 event["user_message"] = active.user_message
             if event["type"] == events.FINAL:
-                held_final = event
+                held = event
                 continue
             if event["type"] == events.DONE:
                 for helper in helpers:
                     helper.cancel()
-                endings = await _persist(active, held_final, event)
+                if active.interrupted and event["status"] == "cancelled":
+                    held, event = _interruption(active, event)
+                endings = await _persist(active, held, event)
                 for ending in endings:
                     await publish_event(active.conversation_id, active.run_id, ending)
                 if active.title_config is not None and endings[-1].get("status") == "completed":
@@ -226,7 +241,9 @@ async def relay_run_events(active: ActiveRun) -> None:
                 # the run's queue and goes out merged: sends stay bounded however fast the model is.
                 await asyncio.sleep(max(0.0, relay_interval() - (loop.time() - started)))
     finally:
-        _active.pop(active.conversation_id, None)
+        runs = process_state().runs
+        if runs.get(active.conversation_id) is active:
+            del runs[active.conversation_id]
         for helper in helpers:
             helper.cancel()
         await asyncio.wait(helpers, timeout=1)
@@ -239,7 +256,7 @@ async def relay_run_events(active: ActiveRun) -> None:
 def relay_interval() -> float:
     """How long a run's text events wait for more text to merge: `RELAY_MIN_INTERVAL_MS`, stretched by
     `RELAY_INTERVAL_PER_RUN_MS` per run streaming in this process, up to `RELAY_MAX_INTERVAL_MS`."""
-    stretched = settings.RELAY_INTERVAL_PER_RUN_SECONDS * len(_active)
+    stretched = settings.RELAY_INTERVAL_PER_RUN_SECONDS * len(process_state().runs)
     return min(settings.RELAY_MAX_INTERVAL_SECONDS, max(settings.RELAY_MIN_INTERVAL_SECONDS, stretched))
 
 
@@ -257,9 +274,21 @@ async def publish_event(conversation_id: int, run_id: str, event: Event) -> None
         logger.exception("relaying an event of run %s failed", run_id)
 
 
+def _interruption(active: ActiveRun, cancelled: Event) -> tuple[Event, Event]:
+    """A run the process stopped ends as a dead process's run does (see `watchdog`): its report and its
+    last events say `interrupted`, not `cancelled`: an `error` `interrupted`, then `done`."""
+    report = active.agent_run.report
+    report.status = "interrupted"
+    report.error_code, report.error_message = events.ERROR_INTERRUPTED, RUN_INTERRUPTED
+    seq = cancelled["seq"]
+    error = events.error(run_id=active.run_id, seq=seq, code=events.ERROR_INTERRUPTED, message=RUN_INTERRUPTED)
+    return error, events.done(run_id=active.run_id, seq=seq + 1, status="interrupted")
+
+
 async def _persist(active: ActiveRun, final: Event | None, done: Event) -> list[Event]:
-    """Store the run's outcome; the events that end its stream: `final` (if any) and `done` once
-    it is stored, or, if it cannot be, `error` and `done` `error` after storing what can be kept."""
+    """Store the run's outcome; the events that end its stream: `final` (or the `error` of an
+    interruption), if any, and `done` once it is stored, or, if it cannot be, `error` and `done`
+    `error` after storing what can be kept."""
     report = active.agent_run.report
     for attempt in range(1, PERSIST_ATTEMPTS + 1):
         try:
@@ -296,4 +325,4 @@ async def _beat(active: ActiveRun) -> None:
             logger.exception("heartbeat of run %s failed", active.run_id)
             continue
         if stop:
-            active.agent_run.cancel()
+            active.stop()

@@ -18,6 +18,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from agent_runtime.llm import ModelConfig, build_chat_model
 from agent_runtime.text import clean_text
 from conversations import live
+from conversations.process import process_state
 from conversations.selectors import conversation_title_is_automatic
 from conversations.services import TITLE_LENGTH, conversation_title_auto
 
@@ -28,7 +29,6 @@ TITLE_INSTRUCTIONS = (
     "Answer with the title only: no quotes, no final full stop."
 )
 EXCERPT_LENGTH = 1500
-_pending: set[asyncio.Task[None]] = set()
 
 
 def title_clean(text: object) -> str:
@@ -45,12 +45,15 @@ def title_clean(text: object) -> str:
 
 def title_from_model_start(*, conversation_id: int, question: str, answer: str, config: ModelConfig) -> None:
     """Ask the model for a title in the background (the answer's `done` has gone out already)."""
+    state = process_state()
+    if state.draining:
+        return  # the process is stopping: the title made from the question's text stays
     task = asyncio.create_task(
         title_from_model(conversation_id=conversation_id, question=question, answer=answer, config=config),
         name=f"title-{conversation_id}",
     )
-    _pending.add(task)
-    task.add_done_callback(_pending.discard)
+    state.title_tasks.add(task)
+    task.add_done_callback(state.title_tasks.discard)
 
 
 async def title_from_model(*, conversation_id: int, question: str, answer: str, config: ModelConfig) -> str | None:

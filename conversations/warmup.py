@@ -10,6 +10,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from conversations.process import process_state
+
 logger = logging.getLogger(__name__)
 
 WEB_SERVERS = frozenset({"daphne", "uvicorn", "gunicorn", "hypercorn", "granian"})
@@ -103,11 +105,9 @@ def _warm_channels() -> None:
     loop = _serving_loop() if serving_process() else None
     if loop is not None:
         task = loop.create_task(_open_connections(), name="warm-up-connections")
-        _warming.add(task)
-        task.add_done_callback(_warming.discard)
-
-
-_warming: set[asyncio.Task[None]] = set()
+        warming = process_state().warm_up_tasks
+        warming.add(task)
+        task.add_done_callback(warming.discard)
 
 
 def _serving_loop() -> asyncio.AbstractEventLoop | None:

@@ -26,22 +26,22 @@ from conversations import runs
 from conversations.approvals import approvals_expire_for_run
 from conversations.event_log import get_event_log
 from conversations.models import Message
+from conversations.process import process_state
 from conversations.selectors import stale_runs
 from conversations.services import RUN_INTERRUPTED, run_interrupt
 
 logger = logging.getLogger(__name__)
 
-_sweepers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
-
 
 def ensure_watchdog() -> None:
     """Start this process's periodic sweep, once per event loop."""
-    if not settings.RUN_WATCHDOG:
+    state = process_state()
+    if not settings.RUN_WATCHDOG or state.draining:
         return
     loop = asyncio.get_running_loop()
-    task = _sweepers.get(loop)
+    task = state.sweepers.get(loop)
     if task is None or task.done():
-        _sweepers[loop] = loop.create_task(_sweep_forever(), name="run-watchdog", context=contextvars.Context())
+        state.sweepers[loop] = loop.create_task(_sweep_forever(), name="run-watchdog", context=contextvars.Context())
 
 
 async def _sweep_forever() -> None:

@@ -17,8 +17,8 @@ from django.test import Client
 
 from agent_runtime.llm import ModelConfig
 from chatsite.asgi import application
-from conversations import runs
 from conversations.models import Conversation
+from conversations.process import process_state
 from tests.tabs import TabFrames
 
 ORIGIN = b"http://localhost"
@@ -37,9 +37,10 @@ def fresh_channel_layer():
 async def runs_settle():
     """Let every run started by the test finish before the next test."""
     yield
-    tasks = [active.task for active in list(runs._active.values()) if active.task]
-    for active in list(runs._active.values()):
-        active.agent_run.cancel()
+    active = list(process_state().runs.values())
+    tasks = [run.task for run in active if run.task]
+    for run in active:
+        run.stop()
     await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
 
 

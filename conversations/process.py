@@ -1,0 +1,130 @@
+"""What this server process holds while it serves, in one place, and what it does with it when it stops.
+
+The runs executing here, the approval waits of those runs, the background tasks (titles, the
+watchdog's sweeps, the warm-up's first connections) and the run event logs: `ProcessState`
+owns them all, so that a process that stops (`shutdown`) lets go of each in order, and a test
+starts from nothing (`reset`). This module imports none of the modules whose state it holds:
+they import it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from conversations.event_log import RunEventLog
+    from conversations.runs import ActiveRun
+
+logger = logging.getLogger(__name__)
+
+
+class ProcessState:
+    """The process's runs, approval waits, background tasks and event logs; `shutdown` ends them."""
+
+    def __init__(self) -> None:
+        self.runs: dict[int, ActiveRun] = {}
+        """The runs executing in this process, by conversation id."""
+        self.approval_waiters: dict[str, asyncio.Event] = {}
+        """The approval waits of those runs, by approval id: set when a decision may have been made."""
+        self.title_tasks: set[asyncio.Task[None]] = set()
+        """Titles being asked of the model, after their run's `done`."""
+        self.sweepers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+        """The watchdog's periodic sweep, one per event loop."""
+        self.warm_up_tasks: set[asyncio.Task[None]] = set()
+        """The warm-up's first connections, opened on the serving loop."""
+        self.event_logs: dict[str, RunEventLog] = {}
+        """The run event logs, by `REDIS_URL` (empty for the in-memory one)."""
+        self.draining = False
+        """No new work: set first by `shutdown` (the send path is to refuse runs while it is set)."""
+        self.stopped = False
+        """Set by `shutdown` once its runs are ended: an approval still waiting stops waiting (expired)."""
+
+    @property
+    def accepting_runs(self) -> bool:
+        """Whether this process starts new runs (it does until it drains)."""
+        return not self.draining
+
+    # A bound on each wait, not on the whole: cancelling `shutdown` midway would leave waits and logs open.
+    async def shutdown(self, *, timeout: float) -> list[str]:  # noqa: ASYNC109
+        """End what the process holds, within `timeout` seconds; the ids of runs still executing after it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        # 1. No new work: no new sweeps or titles start from now on.
+        self.draining = True
+        # 2. The background tasks: their work is redone elsewhere or was optional.
+        background = [*self.sweepers.values(), *self.title_tasks, *self.warm_up_tasks]
+        await _cancel(background, deadline)
+        # 3. The runs: each ends `interrupted` (its answer so far stored, its one `done` sent to the tabs).
+        unfinished = await self._end_runs(deadline)
+        # 4. Approvals still waiting (of no run here any more): let go, so that nothing waits on.
+        self.stopped = True
+        for woken in list(self.approval_waiters.values()):
+            woken.set()
+        # 5. The event logs: last, since a run's ending writes to its log.
+        for url, log in list(self.event_logs.items()):
+            try:
+                await log.close()
+            except Exception:
+                logger.exception("closing the run event log %r failed", url)
+        return unfinished
+
+    async def _end_runs(self, deadline: float) -> list[str]:
+        """Interrupt every run and wait (until `deadline`) for each to store its outcome."""
+        loop = asyncio.get_running_loop()
+        ending = []
+        for active in list(self.runs.values()):
+            if active.loop is loop:
+                active.interrupt()
+                ending.append(active)
+            elif not active.loop.is_closed():  # a loop of another thread: told, not waited for
+                active.loop.call_soon_threadsafe(active.interrupt)
+                ending.append(active)
+            else:  # its loop is gone, and with it the run: nothing left to end
+                self.runs.pop(active.conversation_id, None)
+        tasks = [a.task for a in ending if a.task is not None and a.loop is loop]
+        if tasks:
+            await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time()))
+        unfinished = [a.run_id for a in ending if self.runs.get(a.conversation_id) is a]
+        if unfinished:
+            # Their heartbeats stop with the process: another process's watchdog marks them interrupted.
+            logger.warning("runs still executing when the process stopped: %s", ", ".join(unfinished))
+        return unfinished
+
+    def reset(self) -> None:
+        """Forget everything (tests, after their runs have settled): a fresh process's state."""
+        self.runs.clear()
+        self.approval_waiters.clear()
+        self.title_tasks.clear()
+        self.sweepers.clear()
+        self.warm_up_tasks.clear()
+        self.event_logs.clear()
+        self.draining = False
+        self.stopped = False
+
+
+async def _cancel(tasks: Iterable[asyncio.Task[None]], deadline: float) -> None:
+    """Cancel the tasks; wait (until `deadline`) for those of the running loop to end."""
+    loop = asyncio.get_running_loop()
+    here = []
+    for task in tasks:
+        if task.done():
+            continue
+        task_loop = task.get_loop()
+        if task_loop is loop:
+            task.cancel()
+            here.append(task)
+        elif not task_loop.is_closed():
+            task_loop.call_soon_threadsafe(task.cancel)
+    if here:
+        await asyncio.wait(here, timeout=max(0.0, deadline - loop.time()))
+
+
+_state = ProcessState()
+
+
+def process_state() -> ProcessState:
+    """This process's state: the one owner of its runs, waits, background tasks and logs."""
+    return _state
