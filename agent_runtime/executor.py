@@ -24,7 +24,6 @@ from langchain_core.tools import BaseTool
 
 from agent_runtime import events
 from agent_runtime.approvals import ApprovalGate, ApprovalOutcome, ApprovalRequest, NoApprovals
-from agent_runtime.assistants import ArithmeticAssistant
 from agent_runtime.callbacks import QueueCallbackHandler
 from agent_runtime.errors import describe_model_error, describe_tool_error
 from agent_runtime.events import Event
@@ -33,13 +32,11 @@ from agent_runtime.llm import shared_model, tool_schemas
 from agent_runtime.report import RunReport, ToolStep
 from agent_runtime.stream import EventStream
 from agent_runtime.text import clean_text, clean_value, refuse_constant
-from agent_runtime.tools import FINAL_ANSWER, TOOLS, TOOLS_BY_NAME
+from agent_runtime.tools import FINAL_ANSWER, TOOLS_BY_NAME
 from agent_runtime.transcript import RunTranscript
 
 logger = logging.getLogger(__name__)
 
-SYSTEM_PROMPT = ArithmeticAssistant.system_prompt()
-"""The default: the lesson's arithmetic agent (runs of other assistants pass their own)."""
 DEFAULT_MAX_ITERATIONS = 8
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_HISTORY_LIMIT = 20
@@ -70,7 +67,11 @@ class _StopRun(Exception):
 
 
 class AgentRun:
-    """One streaming run of the agent over a conversation's history and a new user message."""
+    """One streaming run of the agent over a conversation's history and a new user message.
+
+    The assistant it runs is its `tools` and `system_prompt` (an `Assistant`'s `tools()` and
+    `system_prompt()`): there is no default assistant.
+    """
 
     def __init__(
         self,
@@ -78,13 +79,13 @@ class AgentRun:
         llm: Runnable,
         model_name: str,
         user_input: str,
+        tools: Sequence[BaseTool],
+        system_prompt: str,
         history: Sequence[HistoryTurn] = (),
         run_id: str | None = None,
-        tools: Sequence[BaseTool] = TOOLS,
         max_iterations: int = DEFAULT_MAX_ITERATIONS,
         timeout: float = DEFAULT_TIMEOUT,
         history_limit: int = DEFAULT_HISTORY_LIMIT,
-        system_prompt: str = SYSTEM_PROMPT,
         needs_approval: Callable[[str, dict[str, Any]], bool] | None = None,
         approvals: ApprovalGate | None = None,
     ) -> None:

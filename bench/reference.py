@@ -25,6 +25,7 @@ from langchain_core.messages import HumanMessage
 
 from agent_runtime import events
 from agent_runtime.answer_stream import AnswerStream
+from agent_runtime.assistants import ArithmeticAssistant
 from agent_runtime.executor import AgentRun
 from agent_runtime.llm import build_chat_model
 from agent_runtime.offline_model import OfflineDemoModel
@@ -79,6 +80,8 @@ class LessonConsumer(ReferenceConsumer):
             llm=build_chat_model(config),
             model_name=config.display_name,
             user_input=content,
+            tools=ArithmeticAssistant(user=None).local_tools(),
+            system_prompt=ArithmeticAssistant.system_prompt(),
             max_iterations=settings.AGENT_MAX_ITERATIONS,
             timeout=settings.AGENT_RUN_TIMEOUT,
         )

@@ -11,15 +11,25 @@ import pytest
 import pytest_asyncio
 
 from agent_runtime import events
+from agent_runtime.assistants import ArithmeticAssistant
 from agent_runtime.events import Event, validate_event
 from agent_runtime.executor import AgentRun
 from agent_runtime.llm import ModelConfig, build_chat_model
 
 
+def arithmetic(**kwargs: Any) -> dict[str, Any]:
+    """`kwargs` for an AgentRun, with the arithmetic assistant's tools and instructions unless given."""
+    return {
+        "tools": ArithmeticAssistant(user=None).local_tools(),
+        "system_prompt": ArithmeticAssistant.system_prompt(),
+        **kwargs,
+    }
+
+
 def offline_run(question: str, **kwargs: Any) -> AgentRun:
-    """An AgentRun on the offline demo model at full speed."""
+    """An AgentRun of the arithmetic assistant on the offline demo model at full speed."""
     llm = build_chat_model(ModelConfig(offline_tokens_per_second=kwargs.pop("pace", 0)))
-    return AgentRun(llm=llm, model_name="offline-demo", user_input=question, **kwargs)
+    return AgentRun(llm=llm, model_name="offline-demo", user_input=question, **arithmetic(**kwargs))
 
 
 async def collect(run: AgentRun) -> list[Event]:

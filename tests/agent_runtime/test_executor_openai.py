@@ -24,7 +24,7 @@ from agent_runtime.executor import (
     AgentRun,
 )
 from agent_runtime.llm import ModelConfig, build_chat_model
-from tests.agent_runtime.conftest import assert_well_formed, collect, types_of
+from tests.agent_runtime.conftest import arithmetic, assert_well_formed, collect, types_of
 from tests.fake_openai import (
     ErrorResponse,
     FakeOpenAI,
@@ -63,9 +63,9 @@ def answer_step(answer: str, *, tools_used: tuple[str, ...] = (), size: int = 5,
 
 
 def run_over(server: FakeOpenAI, question: str = QUESTION, **kwargs: Any) -> AgentRun:
-    """An AgentRun on a real ChatOpenAI that talks to the fake server."""
+    """An AgentRun of the arithmetic assistant on a real ChatOpenAI that talks to the fake server."""
     config = ModelConfig(api_key="test", base_url=server.base_url, max_retries=0, request_timeout=5)
-    return AgentRun(llm=build_chat_model(config), model_name=config.model, user_input=question, **kwargs)
+    return AgentRun(llm=build_chat_model(config), model_name=config.model, user_input=question, **arithmetic(**kwargs))
 
 
 # --- reading the events ------------------------------------------------------------------------

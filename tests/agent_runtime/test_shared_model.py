@@ -21,7 +21,7 @@ from agent_runtime.history import HistoryTurn
 from agent_runtime.llm import ModelConfig, build_chat_model, shared_model, tool_schemas
 from agent_runtime.tools import TOOLS, add
 from agent_runtime.warmup import warm_up_model
-from tests.agent_runtime.conftest import assert_well_formed, collect
+from tests.agent_runtime.conftest import arithmetic, assert_well_formed, collect
 from tests.fake_openai import FakeOpenAI, StreamResponse, split_text, tool_calls_chunks
 
 
@@ -55,7 +55,8 @@ async def test_two_runs_at_once_over_the_shared_model_each_get_only_their_own_to
     fake_openai.enqueue(*(answer_step(answer, delay=0.005) for answer in sorted(answers)))
     config = config_for(fake_openai)
     runs = [
-        AgentRun(llm=build_chat_model(config), model_name=config.model, user_input=f"question {n}") for n in range(2)
+        AgentRun(llm=build_chat_model(config), model_name=config.model, user_input=f"question {n}", **arithmetic())
+        for n in range(2)
     ]
     assert runs[0]._llm is runs[1]._llm
 
@@ -82,6 +83,7 @@ async def test_the_request_carries_what_langchain_built_without_the_clients_tran
         user_input="What is 10 + 10?",
         history=[HistoryTurn("user", "Earlier?"), HistoryTurn("assistant", "Earlier answer.")],
         tools=TOOLS,
+        system_prompt=ArithmeticAssistant.system_prompt(),
     )
     seen = await collect(run)
 
@@ -93,6 +95,7 @@ async def test_the_request_carries_what_langchain_built_without_the_clients_tran
     assert request["temperature"] == 0
     assert request["tool_choice"] == "required"
     assert [m["role"] for m in request["messages"]] == ["system", "user", "assistant", "user"]
+    assert request["messages"][0] == {"role": "system", "content": ArithmeticAssistant.system_prompt()}
     assert request["messages"][1:3] == [
         {"role": "user", "content": "Earlier?"},
         {"role": "assistant", "content": "Earlier answer."},
