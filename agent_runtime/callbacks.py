@@ -76,10 +76,10 @@ class QueueCallbackHandler(AsyncCallbackHandler):
         **kwargs: Any,
     ) -> None:
         if chunk is None:
-            self._answer(token)
+            self.answer(token)
             return
         message = chunk.message
-        self._answer(_text_of(message.content))
+        self.answer(_text_of(message.content))
         for call_chunk in getattr(message, "tool_call_chunks", None) or []:
             self._on_call_chunk(call_chunk)
 
@@ -90,7 +90,11 @@ class QueueCallbackHandler(AsyncCallbackHandler):
         if any(call.name and call.name != FINAL_ANSWER for call in self._calls.values()):
             self._stream.emit(events.step_end(run_id=self.run_id))
 
-    def _answer(self, text: str) -> None:
+    def answer(self, text: str) -> None:
+        """Stream more of the final answer: cleaned, added to the transcript, sent as a `token`.
+
+        The one way answer text is shown, whether it comes from the model's stream or from the
+        executor (the end of an answer the partial parse had not shown yet)."""
         text = clean_text(text)
         if text:
             self._transcript.add_answer(text)
@@ -128,7 +132,7 @@ class QueueCallbackHandler(AsyncCallbackHandler):
             delta = clean_text(args)
             self._stream.emit(events.tool_args(run_id=self.run_id, call_id=call.call_id, delta=delta))
         elif call.answer is not None:
-            self._answer(call.answer.feed(args))
+            self.answer(call.answer.feed(args))
 
 
 def _text_of(content: Any) -> str:

@@ -188,12 +188,6 @@ class AgentRun:
         self.stream.emit(events.error(run_id=self.run_id, code=code, message=message))
         return "error"
 
-    def _answer(self, text: str) -> None:
-        text = clean_text(text)
-        if text:
-            self.transcript.add_answer(text)
-            self.stream.emit(events.token(run_id=self.run_id, text=text))
-
     async def _agent_loop(self) -> None:
         scratchpad: list[BaseMessage] = []
         bound = self._bind_model()
@@ -271,7 +265,7 @@ class AgentRun:
         """Stream whatever of `answer` the partial parse has not shown; return the text shown."""
         answer = clean_text(answer)
         if answer.startswith(self.answer_so_far):
-            self._answer(answer[len(self.answer_so_far) :])
+            self.handler.answer(answer[len(self.answer_so_far) :])
         return self.answer_so_far
 
     async def _read_answer(self, call: dict[str, Any]) -> tuple[str, str | None]:
