@@ -9,20 +9,15 @@ hears the group message), and otherwise from the row, which it reads every `POLL
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.contrib.auth.models import AbstractBaseUser
 
 from agent_runtime.approvals import ApprovalOutcome, ApprovalRequest
-from conversations import protocol
 from conversations.models import ToolApproval
 from conversations.process import process_state
-
-logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
 NO_SUCH_APPROVAL = "No such approval waiting in your conversations."
@@ -114,17 +109,6 @@ def approval_wake_here(approval_id: str) -> None:
     event = process_state().approval_waiters.get(approval_id)
     if event is not None:
         event.set()
-
-
-async def approval_decided_notify(*, conversation_id: int, approval_id: str) -> None:
-    """Tell the waiting run at once: here directly, on other processes through their tabs."""
-    approval_wake_here(approval_id)
-    try:
-        await get_channel_layer().group_send(
-            protocol.group_name(conversation_id), protocol.approval_decided_message(approval_id)
-        )
-    except Exception:
-        logger.warning("telling the tabs of approval %s failed; the run reads it from storage", approval_id)
 
 
 class RunApprovals:

@@ -8,7 +8,7 @@ process records that it is alive, with the answer so far, and learns of durable 
 requests made from other processes (the fast path of such a stop is a `run.stop` message to the
 conversation's group, which the tabs on the executing process act on).
 
-Whether a message may be sent, and storing it, is `sending.message_send`'s; it calls `run_start`.
+Whether a message may be sent, and storing it, is `sending.send_message`'s; it calls `run_start`.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from agent_runtime.text import clean_text
 from conversations import live
 from conversations.process import process_state
 from conversations.selectors import conversation_title_is_automatic
-from conversations.services import TITLE_LENGTH, conversation_title_auto
+from conversations.services import conversation_title_auto, title_shorten
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +38,7 @@ def title_clean(text: object) -> str:
         return ""
     line = next((line for line in clean_text(text).splitlines() if line.strip()), "")
     line = " ".join(line.split()).strip("\"'“”‘’`*# ").removeprefix("Title:").strip().rstrip(".").strip()
-    if len(line) > TITLE_LENGTH:
-        line = line[: TITLE_LENGTH - 1].rstrip() + "…"
-    return line
+    return title_shorten(line)
 
 
 def title_from_model_start(*, conversation_id: int, question: str, answer: str, config: ModelConfig) -> None:
