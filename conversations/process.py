@@ -12,20 +12,35 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from conversations.event_log import RunEventLog
-    from conversations.runs import ActiveRun
+from typing import Protocol
 
 logger = logging.getLogger(__name__)
+
+
+class HeldRun(Protocol):
+    """What the owner needs of a run executing here (`runs.ActiveRun` is one)."""
+
+    run_id: str
+    conversation_id: int
+    loop: asyncio.AbstractEventLoop
+    task: asyncio.Task[None] | None
+
+    def interrupt(self) -> None:
+        """End the run `interrupted`: its answer so far stored, its one `done` sent."""
+
+
+class HeldLog(Protocol):
+    """What the owner needs of a run event log (`event_log.RunEventLog` is one)."""
+
+    async def close(self) -> None:
+        """Let go of its connections."""
 
 
 class ProcessState:
     """The process's runs, approval waits, background tasks and event logs; `shutdown` ends them."""
 
     def __init__(self) -> None:
-        self.runs: dict[int, ActiveRun] = {}
+        self.runs: dict[int, HeldRun] = {}
         """The runs executing in this process, by conversation id."""
         self.approval_waiters: dict[str, asyncio.Event] = {}
         """The approval waits of those runs, by approval id: set when a decision may have been made."""
@@ -35,7 +50,7 @@ class ProcessState:
         """The watchdog's periodic sweep, one per event loop."""
         self.warm_up_tasks: set[asyncio.Task[None]] = set()
         """The warm-up's first connections, opened on the serving loop."""
-        self.event_logs: dict[str, RunEventLog] = {}
+        self.event_logs: dict[str, HeldLog] = {}
         """The run event logs, by `REDIS_URL` (empty for the in-memory one)."""
         self.draining = False
         """No new work: set first by `shutdown` (the send path is to refuse runs while it is set)."""

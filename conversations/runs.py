@@ -19,7 +19,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from uuid import uuid4
 
 from channels.db import database_sync_to_async
@@ -86,7 +86,7 @@ class ActiveRun:
 
 def active_run_get(conversation_id: int) -> ActiveRun | None:
     """The run executing in this process for the conversation, if any."""
-    return process_state().runs.get(conversation_id)
+    return cast("ActiveRun | None", process_state().runs.get(conversation_id))  # runs starts only ActiveRuns
 
 
 async def conversation_snapshot(conversation: Conversation) -> dict[str, Any]:

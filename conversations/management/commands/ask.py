@@ -185,7 +185,7 @@ class Command(BaseCommand):
                     if event["type"] == events.DONE:
                         status = event["status"]
         except asyncio.CancelledError:  # Ctrl-C: stop the run, let it store its partial answer
-            active.agent_run.cancel()
+            active.stop()
             await asyncio.shield(active.task)
             raise
         await active.task
