@@ -1,4 +1,4 @@
-// Agent Chat: the few DOM helpers view.js and approvals.js share.
+// Agent Chat: the few DOM helpers the page's modules share.
 //
 // Text-only rendering: createElement + textContent, never innerHTML, so model
 // output and user text are never parsed as HTML.
@@ -8,6 +8,29 @@ export function el(tag, className, attrs) {
   if (className) node.className = className;
   if (attrs) for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
   return node;
+}
+
+/**
+ * The CSRF token to send as X-CSRFToken: the `csrftoken` cookie when the page can read it, else
+ * the page's `{% csrf_token %}` input ("" when neither is there).
+ *
+ * The cookie first: it is what the server checks against now, and a login in another tab rotates
+ * it while this page's forms keep the old token. The input is for when the cookie cannot be read
+ * (CSRF_COOKIE_HTTPONLY) or is not used at all (CSRF_USE_SESSIONS); base.html always renders one.
+ */
+export function csrfToken(doc = document) {
+  for (const pair of (doc.cookie || "").split(";")) {
+    const [name, ...rest] = pair.trim().split("=");
+    if (name !== "csrftoken" || !rest.length) continue;
+    try {
+      const value = decodeURIComponent(rest.join("="));
+      if (value) return value;
+    } catch (_) {
+      // not URI-encoded text: not a token the server set
+    }
+  }
+  const input = doc.querySelector("input[name=csrfmiddlewaretoken]");
+  return input && input.value ? input.value : "";
 }
 
 export function setText(node, text) {

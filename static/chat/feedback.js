@@ -7,7 +7,7 @@
 // so a reload or another tab shows it. An answer that streamed in this tab has no message id yet:
 // the first press looks it up by its run id in the stored conversation (GET /api/conversations/<id>).
 
-import { el } from "./dom.js";
+import { csrfToken, el } from "./dom.js";
 
 export const COMMENT_MAX_LENGTH = 2000;
 const LABELS = { 1: "Good answer", [-1]: "Bad answer" };
@@ -29,13 +29,6 @@ function icon(rating) {
   return svg;
 }
 let formCounter = 0;
-
-function csrfToken() {
-  const input = document.querySelector("input[name=csrfmiddlewaretoken]");
-  if (input && input.value) return input.value;
-  const cookie = document.cookie.split("; ").find((c) => c.startsWith("csrftoken="));
-  return cookie ? decodeURIComponent(cookie.slice("csrftoken=".length)) : "";
-}
 
 async function errorText(response) {
   try {

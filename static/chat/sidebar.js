@@ -7,13 +7,10 @@
 // - The chat header's menu (export, delete) closes on a click elsewhere or Esc.
 // - Buttons with data-copy-target copy that element's text (the new API token).
 
+import { csrfToken } from "./dom.js";
+
 const SEARCH_DELAY_MS = 200;
 const SITE_NAME = "Agent Chat";
-
-function csrfToken(doc) {
-  const input = doc.querySelector("input[name=csrfmiddlewaretoken]");
-  return input ? input.value : "";
-}
 
 // ------------------------------------------------------------------ rename
 
