@@ -25,12 +25,12 @@ from uuid import uuid4
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from langchain_core.messages import BaseMessage
 
 from agent_runtime import events
 from agent_runtime.assistants import Assistant
 from agent_runtime.events import Event
 from agent_runtime.executor import AgentRun
+from agent_runtime.history import HistoryTurn
 from agent_runtime.llm import ModelConfig, build_chat_model
 from conversations import protocol, titles
 from conversations.approvals import RunApprovals
@@ -118,7 +118,7 @@ async def run_start(
     conversation: Conversation,
     turn: StartedTurn,
     assistant: type[Assistant],
-    history: list[BaseMessage],
+    history: list[HistoryTurn],
 ) -> ActiveRun:
     """Start the run answering a stored turn, given the history its question follows (the send path,
     `sending._turn`, reads it in the same database call that stores the turn), and relay its events."""
