@@ -124,8 +124,10 @@ class Tab:
         if frame.get("type") == "snapshot":
             self._on_snapshot(frame)
             return
-        run.frames += 1
         seq = frame.get("seq")
+        if not isinstance(seq, int) and frame.get("type") != events.ERROR:
+            return  # the conversation's news (its title, feedback), not the run's: no answer to the send
+        run.frames += 1
         if not isinstance(seq, int):
             run.errors.append(frame)
             self.answered.set()
