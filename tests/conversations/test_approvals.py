@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
+import time
 
 import pytest
 from channels.db import database_sync_to_async
@@ -121,13 +121,18 @@ async def test_no_decision_in_time_expires_and_counts_as_denied(refunds, convers
 
 
 async def test_waiting_does_not_count_against_the_run_deadline(refunds, conversation, alice, settings):
-    settings.AGENT_RUN_TIMEOUT = 1.0
+    deadline = settings.AGENT_RUN_TIMEOUT = 1.0  # ample for the run's own work, even on a busy machine
     refund_then_answer(refunds)
     tab, _ = await two_tabs(conversation, alice)
 
     await tab.ask("Refund order 7")
+    await tab.receive_until(lambda f: f.get("type") == "run_started")
+    started = time.monotonic()  # the run's deadline counts from before its `run_started` went out
     request = await waiting_approval(tab)
-    await asyncio.sleep(1.5)
+    # A wait that proves a negative: nothing reaches the tab (no `timeout` error, no `done`) until the
+    # deadline would have passed had waiting counted, and its error had had time to arrive (0.3 s).
+    past_deadline = started + deadline + 0.3 - time.monotonic()
+    assert await tab.communicator.receive_nothing(timeout=max(past_deadline, 0))
     await tab.send(decide(request["approval_id"], "approve"))
 
     seen = await tab.run_events_until_done()

@@ -9,10 +9,12 @@ import pytest
 from channels.db import database_sync_to_async
 
 from agent_runtime.llm import ModelConfig
+from conversations import runs
 from conversations.models import Conversation
 from conversations.titles import TITLE_INSTRUCTIONS, title_clean
 from tests.api.conftest import alice_token, api  # noqa: F401
 from tests.fake_openai import ErrorResponse, StreamResponse, content_chunks
+from tests.support.waits import eventually
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -35,6 +37,25 @@ async def title_frame(tab) -> dict:
 
 def title_requests(fake) -> list[dict]:
     return [r for r in fake.requests if r["messages"][0]["content"] == TITLE_INSTRUCTIONS]
+
+
+def titling(conversation: Conversation) -> bool:
+    """Whether the model is being asked for the conversation's title (in the background, after `done`)."""
+    name = f"title-{conversation.pk}"
+    return any(task.get_name() == name and not task.done() for task in asyncio.all_tasks())
+
+
+async def run_and_title_over(conversation: Conversation) -> None:
+    """Wait until the conversation's run has let go and any title it asked the model for is answered.
+
+    A run asks for a title, if it does, right after its `done` and before it lets go: once both are
+    over, every title request it was to make has been made and answered, and nothing is left to wait
+    for before saying that none was made, or that the title did not change.
+    """
+    await eventually(
+        lambda: runs.active_run_get(conversation.pk) is None and not titling(conversation),
+        message="the run and its title request are over",
+    )
 
 
 async def test_the_model_names_the_conversation_after_its_first_answer_and_the_tabs_see_it(titled, tabs, conversation):
@@ -60,7 +81,7 @@ async def test_the_model_names_the_conversation_after_its_first_answer_and_the_t
     titled.enqueue(StreamResponse(content_chunks(["Lyon."])))
     await first.ask("And the second city?", client_id="c2")
     await first.run_events_until_done()
-    await asyncio.sleep(0.2)
+    await run_and_title_over(conversation)
     assert len(title_requests(titled)) == 1
 
 
@@ -75,7 +96,7 @@ async def test_a_name_the_owner_chose_is_kept(titled, tabs, conversation, api): 
 
     await tab.ask("Capital of France?")
     await tab.run_events_until_done()
-    await asyncio.sleep(0.2)
+    await run_and_title_over(conversation)
 
     assert title_requests(titled) == []
     assert await stored_title(conversation) == "Trip notes"
@@ -87,11 +108,7 @@ async def test_when_the_model_cannot_title_the_text_title_stays_and_the_answer_i
 
     await tab.ask("Capital of France?")
     events = await tab.run_events_until_done()
-    for _ in range(50):
-        if title_requests(titled):
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.1)
+    await run_and_title_over(conversation)  # the model was asked, and answered with an error
 
     assert events[-1]["status"] == "completed"
     assert len(title_requests(titled)) == 1
@@ -103,7 +120,7 @@ async def test_the_offline_model_makes_no_title_request(settings, tabs, conversa
     tab = await tabs()
     await tab.ask("What is 2 + 2?")
     await tab.run_events_until_done()
-    await asyncio.sleep(0.1)
+    await run_and_title_over(conversation)
     assert await stored_title(conversation) == "What is 2 + 2?"
 
 
