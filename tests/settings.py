@@ -19,3 +19,7 @@ AGENT_MODEL_TITLES = False  # scripted model answers are for the runs; the title
 LOGIN_RATE_PER_IP = LOGIN_RATE_PER_ACCOUNT = SIGNUP_RATE_PER_IP = "100000/m"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]  # one process, as above
+# A socket's snapshots: at most one per interval (1 s in production), so a `sync` sent within a second
+# of the connect's snapshot waited that second in a test. The tests of that rule set its interval
+# themselves (`test_sync_floods_get_one_snapshot_per_interval_and_then_a_close`).
+SYNC_MIN_INTERVAL_SECONDS = 0.05
