@@ -41,6 +41,23 @@ def shown(snapshot: dict) -> list[tuple[str, str]]:
     return [(m["role"], m["content"]) for m in snapshot["messages"]]
 
 
+def new_answer_shown(snapshot: dict, text: str) -> dict:
+    """The answer a regenerate put on screen, as the snapshot after `branch.changed` shows it: the last
+    message of the branch, the newest of its two versions.
+
+    A tab reads that snapshot when its consumer gets to the branch change, while the run goes on: on a
+    busy machine the run may have stored its answer by then. So the new answer is being written (with
+    at most the start of `text` stored so far) or written; never the earlier version.
+    """
+    answer = snapshot["messages"][-1]
+    assert answer["role"] == "assistant" and len(answer["versions"]) == 2 and answer["versions"][-1] == answer["id"]
+    if answer["status"] == "generating":
+        assert text.startswith(answer["content"]), answer
+    else:
+        assert (answer["status"], answer["content"]) == ("completed", text), answer
+    return answer
+
+
 async def two_turns(tab, fake_openai) -> None:
     answers(fake_openai, "Paris.", "About 2.1 million.")
     await tab.ask("Capital of France?", client_id="q1")
@@ -65,10 +82,11 @@ async def test_regenerate_keeps_the_earlier_answer_and_both_tabs_follow_the_new_
             ("assistant", "Paris."),
             ("user", "How many people live there?"),
         ]
-        generating = snapshot["messages"][-1]
-        assert generating["status"] == "generating" and generating["client_id"] == "r1"
-        assert len(generating["versions"]) == 2 and generating["versions"][-1] == generating["id"]
+        answer = new_answer_shown(snapshot, "Roughly 2.1 million people.")
+        assert answer["client_id"] == "r1"
+        # The run's events reach the tab after that snapshot, whatever the run had done by then.
         events = await tab.run_events_until_done()
+        assert events[0]["type"] == "run_started" and {e["run_id"] for e in events} == {answer["run_id"]}
         assert "".join(e["text"] for e in events if e["type"] == "token") == "Roughly 2.1 million people."
     # The model was asked the same question again, with the branch before it: not the earlier answer.
     assert said(model.requests[-1]) == [
@@ -138,7 +156,8 @@ async def test_regenerate_after_an_error_answers_again(model, tabs, fake_openai)
     await tab.send({"type": "regenerate", "client_id": "r1"})
 
     snapshot = await next_snapshot(tab)
-    assert [m["status"] for m in snapshot["messages"]] == ["completed", "generating"]
+    assert snapshot["messages"][0]["status"] == "completed" and len(snapshot["messages"]) == 2
+    new_answer_shown(snapshot, "Paris.")
     events = await tab.run_events_until_done()
     assert events[-1]["status"] == "completed"
     assert said(model.requests[-1]) == [("user", "Capital of France?")]
@@ -260,7 +279,7 @@ async def test_the_api_regenerates_edits_and_chooses_versions_and_a_tab_follows(
     )
     events = [e.data for e in await regenerated.to_end()]
     assert "".join(e["text"] for e in events if e["type"] == "token") == "Paris, France."
-    assert shown(await next_snapshot(tab))[-1] == ("assistant", "")  # the tab shows the new answer being written
+    new_answer_shown(await next_snapshot(tab), "Paris, France.")  # the tab shows the new answer
 
     detail = (await api.get(f"/api/conversations/{conversation.pk}")).json()
     question, answer = detail["messages"]
