@@ -9,7 +9,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.live_server import Server, Session, ws_headers
-from tests.tabs import TabFrames, is_token_with
+from tests.support.tabs import TabFrames, is_token_with
 
 __all__ = ["LiveTab", "is_token_with"]
 

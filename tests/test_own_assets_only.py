@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from conversations.models import Conversation
-from tests.conversations.conftest import make_user
+from tests.support.users import make_user
 
 ROOT = Path(__file__).resolve().parent.parent
 FROM_ELSEWHERE = re.compile(

@@ -10,7 +10,7 @@ from agent_runtime import events
 from agent_runtime.executor import MAX_ITERATIONS_REACHED
 from agent_runtime.history import HistoryTurn
 from agent_runtime.offline_model import NOT_ARITHMETIC, SIMULATED_FAILURE
-from tests.agent_runtime.conftest import assert_well_formed, collect, offline_run, types_of
+from tests.support.runs import assert_well_formed, collect, offline_run, types_of
 
 pytestmark = pytest.mark.asyncio
 

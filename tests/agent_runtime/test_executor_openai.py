@@ -24,7 +24,6 @@ from agent_runtime.executor import (
     AgentRun,
 )
 from agent_runtime.llm import ModelConfig, build_chat_model
-from tests.agent_runtime.conftest import arithmetic, assert_well_formed, collect, types_of
 from tests.fake_openai import (
     ErrorResponse,
     FakeOpenAI,
@@ -33,6 +32,7 @@ from tests.fake_openai import (
     split_text,
     tool_calls_chunks,
 )
+from tests.support.runs import arithmetic, assert_well_formed, collect, types_of
 
 pytestmark = pytest.mark.asyncio
 

@@ -21,8 +21,8 @@ from agent_runtime.history import HistoryTurn
 from agent_runtime.llm import ModelConfig, build_chat_model, shared_model, tool_schemas
 from agent_runtime.tools import TOOLS, add
 from agent_runtime.warmup import warm_up_model
-from tests.agent_runtime.conftest import arithmetic, assert_well_formed, collect
 from tests.fake_openai import FakeOpenAI, StreamResponse, split_text, tool_calls_chunks
+from tests.support.runs import arithmetic, assert_well_formed, collect
 
 
 def config_for(server: FakeOpenAI, **overrides: object) -> ModelConfig:

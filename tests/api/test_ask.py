@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from conversations.management.commands.ask import CLI_USERNAME, NO_SUCH_ASSISTANT, NO_SUCH_CONVERSATION, NO_SUCH_USER
 from conversations.models import Conversation, Message
 from conversations.sending import BAD_SEND
-from tests.conversations.conftest import make_user
+from tests.support.users import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,7 +11,8 @@ from api.errors import BAD_BODY, BAD_TITLE_BODY, NOT_AUTHENTICATED, NOT_FOUND
 from conversations.approvals import BAD_DECISION
 from conversations.models import Conversation, Message
 from conversations.sending import BAD_BRANCH, BAD_REGENERATE, BAD_SEND, RATE_LIMITED, RUN_BUSY, TOO_LONG
-from tests.api.conftest import AsgiClient, send_message, sse_reader, stored
+from tests.support.answers import stored
+from tests.support.api import AsgiClient, send_message, sse_reader
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 

@@ -17,8 +17,8 @@ from conversations.services import (
     FEEDBACK_GENERATING,
     FEEDBACK_NOT_ANSWER,
 )
-from tests.api.conftest import AsgiClient, TokenClient
 from tests.messages import message_append
+from tests.support.api import AsgiClient, TokenClient
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 

@@ -12,8 +12,8 @@ from api.errors import NOT_FOUND
 from conversations.actions import UNSTORABLE_TEXT
 from conversations.models import Conversation
 from conversations.services import TITLE_EMPTY, TITLE_TOO_LONG
-from tests.api.conftest import send_message, sse_reader
 from tests.messages import message_append
+from tests.support.api import send_message, sse_reader
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 

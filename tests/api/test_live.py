@@ -8,23 +8,25 @@ import os
 import re
 import shutil
 import subprocess
-import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.api.conftest import parse_sse
 from tests.live_server import Deployment, Server, Session
+from tests.support.answers import ANSWER_TIMEOUT, finished_answer
+from tests.support.api import parse_sse
+from tests.support.deployments import live_deployment
+from tests.support.waits import wait_until
 
 CURL = shutil.which("curl")
 NEW_TOKEN = re.compile(r'data-testid="new-token-value">([^<]+)<')
 
 
 @pytest.fixture(scope="module")
-def deployment():
-    deployment = Deployment.create(tokens_per_second=200, extra_env={"API_SSE_KEEPALIVE_SECONDS": "0.5"})
-    yield deployment
-    deployment.close()
+def deployment() -> Iterator[Deployment]:
+    with live_deployment(tokens_per_second=200, extra_env={"API_SSE_KEEPALIVE_SECONDS": "0.5"}) as deployment:
+        yield deployment
 
 
 @pytest.fixture(scope="module")
@@ -112,10 +114,9 @@ def test_a_bad_token_is_refused_over_the_wire(server: Server) -> None:
 
 
 def _wait_for_answer(http: httpx.Client, conversation_id: int) -> dict:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        messages = http.get(f"/api/conversations/{conversation_id}").json()["messages"]
-        if messages and messages[-1]["role"] == "assistant" and messages[-1]["status"] != "generating":
-            return messages[-1]
-        time.sleep(0.1)
-    raise AssertionError("the answer was never stored")
+    return wait_until(
+        lambda: finished_answer(http.get(f"/api/conversations/{conversation_id}").json()["messages"]),
+        timeout=ANSWER_TIMEOUT,
+        interval=0.1,
+        message=f"the answer of conversation {conversation_id} is stored",
+    )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -12,31 +10,15 @@ from api.errors import DUPLICATE
 from api.services import api_token_create
 from conversations import protocol
 from conversations.models import Conversation, Message
-from tests.agent_runtime.conftest import assert_well_formed
-from tests.api.conftest import SseEvent, TokenClient, send_message, sse_reader, stored
+from tests.support.answers import stored, wait_until_answered
+from tests.support.api import SseEvent, TokenClient, is_sse_token_with, send_message, sse_reader, stream_url
+from tests.support.runs import assert_well_formed
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
 
-def is_token_with(text):
-    return lambda event: event.event == "token" and text in event.data["text"]
-
-
 def ids_of(events: list[dict]) -> list[str]:
     return [f"{e['run_id']}:{e['seq']}" for e in events]
-
-
-async def wait_until_answered(conversation) -> Message:
-    for _ in range(1500):
-        messages = await stored(Message, conversation=conversation)
-        if messages and messages[-1].role == "assistant" and messages[-1].status != "generating":
-            return messages[-1]
-        await asyncio.sleep(0.02)
-    raise AssertionError("the answer was never stored")
-
-
-def stream_url(conversation) -> str:
-    return f"/api/conversations/{conversation.pk}/stream"
 
 
 async def test_the_sse_stream_of_a_run_equals_the_websocket_stream_of_the_same_run(api, tabs, conversation):
@@ -52,7 +34,7 @@ async def test_the_sse_stream_of_a_run_equals_the_websocket_stream_of_the_same_r
     assert [e.id for e in sse] == ids_of(seen_by_tab)
     assert seen_by_tab[0]["user_message"]["content"] == "What is 10 + 10?"
     assert [e.data["output"] for e in sse if e.event == "tool_result"] == [20]
-    answer = await wait_until_answered(conversation)
+    answer = (await wait_until_answered(conversation))[-1]
     assert (answer.status, answer.run_id) == ("completed", seen_by_tab[0]["run_id"])
 
 
@@ -60,7 +42,7 @@ async def test_resuming_with_last_event_id_mid_run_continues_without_gap_or_dupl
     paced(200)
     tab = await tabs()
     first = await sse_reader(await send_message(api, conversation.pk, "count to 200"))
-    cut = await first.until(is_token_with("20,"))
+    cut = await first.until(is_sse_token_with("20,"))
     await first.disconnect()  # the connection drops mid-run
 
     resumed = await sse_reader(await api.get(stream_url(conversation), headers={"Last-Event-ID": cut.id}))
@@ -75,11 +57,11 @@ async def test_resuming_with_last_event_id_mid_run_continues_without_gap_or_dupl
 async def test_a_client_that_disconnects_does_not_stop_the_run_and_leaves_the_group(api, conversation, paced):
     paced(300)
     reader = await sse_reader(await send_message(api, conversation.pk, "count to 100"))
-    await reader.until(is_token_with("5,"))
+    await reader.until(is_sse_token_with("5,"))
     await reader.disconnect()
 
     assert not get_channel_layer().groups.get(protocol.group_name(conversation.pk))
-    answer = await wait_until_answered(conversation)
+    answer = (await wait_until_answered(conversation))[-1]
     assert answer.status == "completed"
     assert "100" in answer.content
 
@@ -159,7 +141,7 @@ async def test_events_the_channel_layer_drops_are_filled_from_the_log(api, conve
 async def test_a_resend_while_its_answer_streams_follows_the_same_run(api, conversation, paced):
     paced(100)
     first = await sse_reader(await send_message(api, conversation.pk, "count to 100", client_id="same"))
-    await first.until(is_token_with("3,"))
+    await first.until(is_sse_token_with("3,"))
 
     again = await sse_reader(await send_message(api, conversation.pk, "count to 100", client_id="same"))
     resent = [e.data for e in await again.to_end()]

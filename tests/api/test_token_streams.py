@@ -12,8 +12,8 @@ from channels.db import database_sync_to_async
 from api.models import ApiToken
 from api.services import api_token_create, api_token_revoke
 from api.sse import TOKEN_LAPSED
-from tests.api.conftest import AsgiClient, TokenClient, send_message, sse_reader
-from tests.api.test_stream import is_token_with, stream_url, wait_until_answered
+from tests.support.answers import wait_until_answered
+from tests.support.api import AsgiClient, TokenClient, is_sse_token_with, send_message, sse_reader, stream_url
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -61,14 +61,14 @@ async def test_revoking_the_token_mid_run_ends_the_stream_but_not_the_run(alice,
     paced(100)
     created = await create_token(alice)
     reader = await sse_reader(await send_message(TokenClient(created.secret), conversation.pk, "count to 200"))
-    await reader.until(is_token_with("3,"))
+    await reader.until(is_sse_token_with("3,"))
 
     await revoke(alice, created.token)
 
     await ends_within(reader, RECHECK + SLACK)
     assert reader.comments[-1] == LAPSED_COMMENT
     assert "done" not in [e.event for e in reader.events]
-    answer = await wait_until_answered(conversation)
+    answer = (await wait_until_answered(conversation))[-1]
     assert answer.status == "completed" and "200" in answer.content
 
 

@@ -16,8 +16,8 @@ from api.errors import CSRF_FAILED, INVALID_TOKEN, NOT_AUTHENTICATED
 from api.models import ApiToken
 from api.services import TOKEN_PREFIX, api_token_create, api_token_revoke
 from api.views import TOKEN_REVOKED
-from tests.api.conftest import AsgiClient, TokenClient
-from tests.conversations.conftest import make_user
+from tests.support.api import AsgiClient, TokenClient
+from tests.support.users import make_user
 
 NEW_TOKEN = re.compile(r'data-testid="new-token-value">([^<]+)<')
 

@@ -13,11 +13,11 @@ from agent_runtime.llm import ModelConfig
 from conversations import protocol
 from conversations.approvals import ALREADY_DECIDED, NO_SUCH_APPROVAL
 from conversations.models import Conversation, ToolApproval
-from tests.agent_runtime.conftest import assert_well_formed
-from tests.api.conftest import TokenClient, alice_token  # noqa: F401
-from tests.conversations.conftest import open_tab
-from tests.conversations.test_consumer import wait_until_answered
 from tests.fake_openai import StreamResponse, content_chunks, tool_calls_chunks
+from tests.support.answers import wait_until_answered
+from tests.support.api import TokenClient
+from tests.support.runs import assert_well_formed
+from tests.support.tabs import open_tab
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 

@@ -15,12 +15,12 @@ from conversations.assistants import assistant_registry
 from conversations.builtin_assistants import HistoryAssistant
 from conversations.models import Conversation
 from conversations.sending import ASSISTANT_UNAVAILABLE
-from tests.agent_runtime.conftest import assert_well_formed
-from tests.api.conftest import TokenClient, alice_token, sse_reader  # noqa: F401
 from tests.assistants.example import SHOP_INSTRUCTIONS
-from tests.conversations.conftest import open_tab
-from tests.conversations.test_consumer import wait_until_answered
 from tests.fake_openai import StreamResponse, content_chunks, tool_calls_chunks
+from tests.support.answers import wait_until_answered
+from tests.support.api import TokenClient, sse_reader
+from tests.support.runs import assert_well_formed
+from tests.support.tabs import open_tab
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -93,7 +93,7 @@ async def test_the_model_request_carries_the_assistants_instructions_first_and_i
 
 
 @pytest.mark.asyncio
-async def test_an_async_tools_steps_reach_two_tabs_and_the_sse_stream(shop, alice, alice_token):  # noqa: F811
+async def test_an_async_tools_steps_reach_two_tabs_and_the_sse_stream(shop, alice, alice_token):
     conversation = await database_sync_to_async(Conversation.objects.create)(owner=alice)
     shop.enqueue(
         StreamResponse(tool_calls_chunks([("c1", "shout", ['{"text": "hi", ', '"times": 2}'])])),
@@ -201,7 +201,7 @@ async def test_the_history_assistant_finds_the_users_own_conversations_offline(s
 
 
 @pytest.mark.asyncio
-async def test_the_api_lists_assistants_and_creates_a_conversation_with_one(alice_token):  # noqa: F811
+async def test_the_api_lists_assistants_and_creates_a_conversation_with_one(alice_token):
     client = TokenClient(alice_token)
 
     listed = (await client.get("/api/assistants")).json()

@@ -11,7 +11,6 @@ from conversations import protocol
 from conversations.models import Conversation, Message
 from conversations.sending import BAD_BRANCH, BRANCH_BUSY, NOT_EDITABLE
 from conversations.services import NOTHING_TO_REGENERATE
-from tests.api.conftest import alice_token, api  # noqa: F401
 from tests.fake_openai import StreamResponse, content_chunks
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -267,7 +266,7 @@ async def api_post(client, path: str, body: dict):
 
 
 async def test_the_api_regenerates_edits_and_chooses_versions_and_a_tab_follows(model, tabs, api, conversation):  # noqa: F811
-    from tests.api.conftest import send_message, sse_reader
+    from tests.support.api import send_message, sse_reader
 
     tab = await tabs()
     answers(model, "Paris.", "Paris, France.", "Rome.")

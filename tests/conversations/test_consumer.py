@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from channels.db import database_sync_to_async
 
 from conversations.consumers import BAD_JSON, UNKNOWN_FRAME
-from conversations.models import Conversation, Message
+from conversations.models import Conversation
 from conversations.sending import BAD_SEND, RUN_BUSY, TOO_LONG
-from tests.agent_runtime.conftest import assert_well_formed
-from tests.conversations.conftest import open_tab
-from tests.tabs import is_token_with
+from tests.support.answers import stored_messages, wait_until_answered
+from tests.support.runs import assert_well_formed
+from tests.support.tabs import is_token_with, open_tab
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
-
-
-def stored_messages(conversation):
-    return database_sync_to_async(lambda: list(Message.objects.filter(conversation=conversation).order_by("id")))()
-
-
-async def wait_until_answered(conversation):
-    for _ in range(250):
-        messages = await stored_messages(conversation)
-        if messages and messages[-1].role == "assistant" and messages[-1].status != "generating":
-            return messages
-        await asyncio.sleep(0.02)
-    raise AssertionError("the answer was never stored")
 
 
 async def test_two_tabs_see_the_same_run_and_what_is_stored_matches(tabs, conversation):

@@ -11,8 +11,8 @@ from conversations.models import Conversation, Feedback, Message
 from conversations.runs import conversation_snapshot
 from conversations.selectors import message_list, message_payload
 from conversations.services import AnswerGenerating, BadFeedback, feedback_set
-from tests.conversations.conftest import make_user
-from tests.review.test_review import CHANGELIST, add_turn, found, make_staff, transcript_url
+from tests.support.review import CHANGELIST, add_turn, found, transcript_url
+from tests.support.users import make_staff, make_user
 
 pytestmark = pytest.mark.django_db
 

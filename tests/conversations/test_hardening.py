@@ -19,9 +19,10 @@ from conversations.consumers import BAD_JSON, UNKNOWN_FRAME
 from conversations.models import Conversation, Message
 from conversations.protocol import CLOSE_GONE, CLOSE_LOGGED_OUT
 from conversations.sending import BAD_SEND
-from tests.agent_runtime.conftest import assert_well_formed
-from tests.conversations.test_consumer import is_token_with, stored_messages, wait_until_answered
 from tests.fake_openai import ErrorResponse, StreamResponse, content_chunks, tool_calls_chunks
+from tests.support.answers import stored_messages, wait_until_answered
+from tests.support.runs import assert_well_formed, model_at
+from tests.support.tabs import is_token_with
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -125,7 +126,7 @@ async def test_concurrent_runs_are_limited_across_conversations_and_many_tabs_do
     await opened[0].receive_until(is_token_with("3,"))
 
     other = await database_sync_to_async(Conversation.objects.create)(owner=alice)
-    from tests.conversations.conftest import open_tab
+    from tests.support.tabs import open_tab
 
     tab, connected, _ = await open_tab(other.pk, alice)
     assert connected
@@ -163,10 +164,6 @@ async def test_deleting_a_conversation_while_it_streams_stops_the_run_and_closes
             break
         frames.append(json.loads(output["text"]))
     assert not await database_sync_to_async(Message.objects.filter(conversation_id=conversation.pk).exists)()
-
-
-def model_at(server, **overrides):
-    return ModelConfig(api_key="test", base_url=server.base_url, max_retries=0, request_timeout=3, **overrides)
 
 
 @pytest.mark.parametrize(

@@ -15,13 +15,12 @@ from conversations.actions import UNSTORABLE_TEXT
 from conversations.models import Conversation, Message
 from conversations.sending import BAD_SEND
 from conversations.services import RUN_NOT_STORED, RateLimited, SendLimits, turn_start
-from tests.agent_runtime.conftest import assert_well_formed
-from tests.api.conftest import TokenClient, alice_token, send_message  # noqa: F401
-from tests.conversations.conftest import make_user
-from tests.conversations.test_consumer import stored_messages, wait_until_answered
-from tests.conversations.test_hardening import model_at
 from tests.fake_openai import StreamResponse, content_chunks, tool_calls_chunks
 from tests.messages import message_append
+from tests.support.answers import stored_messages, wait_until_answered
+from tests.support.api import TokenClient, send_message
+from tests.support.runs import assert_well_formed, model_at
+from tests.support.users import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.conftest import alice_token, api  # noqa: F401
-
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
 
-async def test_a_rating_reaches_every_open_tab_with_the_answers_id_and_run(tabs, api):  # noqa: F811
+async def test_a_rating_reaches_every_open_tab_with_the_answers_id_and_run(tabs, api):
     first, second = await tabs(), await tabs()
     await first.ask("What is 2 + 2?")
     events = await first.run_events_until_done()

@@ -7,8 +7,8 @@ from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from conversations.models import Conversation, Message
-from tests.conversations.conftest import make_user
 from tests.messages import message_append
+from tests.support.users import make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -18,11 +18,11 @@ from conversations.models import Message, ToolApproval
 from conversations.process import ProcessState, process_state
 from conversations.services import RUN_INTERRUPTED
 from conversations.watchdog import ensure_watchdog
-from tests.agent_runtime.conftest import assert_well_formed
-from tests.conversations.test_consumer import stored_messages, wait_until_answered
 from tests.fake_openai import StreamResponse, content_chunks, tool_calls_chunks
 from tests.services import require_redis
-from tests.tabs import is_token_with
+from tests.support.answers import stored_messages, wait_until_answered
+from tests.support.runs import assert_well_formed
+from tests.support.tabs import is_token_with
 
 SHUTDOWN_TIMEOUT = 10.0
 

@@ -17,9 +17,9 @@ from conversations.actions import Refused
 from conversations.models import Conversation, Message
 from conversations.selectors import CONCURRENT_RETRY_SECONDS
 from conversations.sending import BAD_SEND, RATE_LIMITED, RUN_BUSY, TOO_LONG, send_message
-from tests.api.conftest import TokenClient
-from tests.api.conftest import send_message as api_send
-from tests.conversations.conftest import open_tab
+from tests.support.api import TokenClient
+from tests.support.api import send_message as api_send
+from tests.support.tabs import open_tab
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 

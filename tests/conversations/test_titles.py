@@ -12,7 +12,6 @@ from agent_runtime.llm import ModelConfig
 from conversations import runs
 from conversations.models import Conversation
 from conversations.titles import TITLE_INSTRUCTIONS, title_clean
-from tests.api.conftest import alice_token, api  # noqa: F401
 from tests.fake_openai import ErrorResponse, StreamResponse, content_chunks
 from tests.support.waits import eventually
 

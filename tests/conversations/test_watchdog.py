@@ -12,7 +12,7 @@ from conversations.event_log import get_event_log
 from conversations.models import Message
 from conversations.services import RUN_INTERRUPTED
 from conversations.watchdog import partial_answer, sweep_interrupted_runs
-from tests.agent_runtime.conftest import assert_well_formed
+from tests.support.runs import assert_well_formed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

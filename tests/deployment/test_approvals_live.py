@@ -9,9 +9,9 @@ import pytest
 import redis
 
 from tests.fake_openai import FakeOpenAI, StreamResponse, content_chunks, tool_calls_chunks
-from tests.live_server import Deployment
 from tests.live_tabs import LiveTab
 from tests.services import require_postgres, require_redis
+from tests.support.deployments import live_deployment
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.redis, pytest.mark.postgres]
 
@@ -27,7 +27,7 @@ def deployment(fake):
     redis_url = require_redis()
     postgres_url = require_postgres()
     redis.Redis.from_url(redis_url).flushdb()
-    deployment = Deployment.create(
+    with live_deployment(
         database_url=postgres_url,
         redis_url=redis_url,
         extra_env={
@@ -36,9 +36,8 @@ def deployment(fake):
             "OPENAI_BASE_URL": fake.base_url,
             "OPENAI_MAX_RETRIES": "0",
         },
-    )
-    yield deployment
-    deployment.close()
+    ) as deployment:
+        yield deployment
 
 
 async def test_a_tab_on_process_b_approves_a_run_on_process_a_within_a_second(deployment, fake):

@@ -10,9 +10,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.live_server import Deployment
 from tests.live_tabs import LiveTab
 from tests.services import require_postgres
+from tests.support.deployments import live_deployment
 
 SENDS_AT_ONCE = """
 import json, threading
@@ -47,9 +47,8 @@ print(json.dumps({"outcomes": sorted(outcomes), "generating": Message.objects.fi
 @pytest.fixture(params=["sqlite", "postgres"])
 def database(request):
     url = require_postgres() if request.param == "postgres" else None
-    deployment = Deployment.create(database_url=url)
-    yield deployment
-    deployment.close()
+    with live_deployment(database_url=url) as deployment:
+        yield deployment
 
 
 def test_twenty_sends_at_once_with_a_limit_of_three_start_exactly_three(database):
@@ -70,8 +69,7 @@ for n in range(50):
 
 @pytest.mark.asyncio
 async def test_three_hundred_unread_syncs_barely_grow_the_server_and_close_the_socket():
-    deployment = Deployment.create()
-    try:
+    with live_deployment() as deployment:
         server = deployment.start_server()
         session = deployment.sign_up(server)
         conversation_id = session.new_conversation()
@@ -96,5 +94,3 @@ async def test_three_hundred_unread_syncs_barely_grow_the_server_and_close_the_s
         tab = await LiveTab.open(server, session, conversation_id)  # the server serves on
         assert len(tab.snapshot["messages"]) == 50
         await tab.close()
-    finally:
-        deployment.close()

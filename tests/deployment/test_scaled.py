@@ -13,10 +13,12 @@ import pytest_asyncio
 import redis
 from websockets.exceptions import InvalidStatus
 
-from tests.agent_runtime.conftest import assert_well_formed
-from tests.live_server import Deployment, free_port
+from tests.live_server import free_port
 from tests.live_tabs import LiveTab, is_token_with
 from tests.services import require_postgres, require_redis, require_redis_server_binary
+from tests.support.deployments import live_deployment
+from tests.support.runs import assert_well_formed
+from tests.support.waits import eventually
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.redis, pytest.mark.postgres]
 
@@ -31,9 +33,8 @@ def deployment():
     redis_url = require_redis()
     postgres_url = require_postgres()
     redis.Redis.from_url(redis_url).flushdb()
-    deployment = Deployment.create(database_url=postgres_url, redis_url=redis_url, tokens_per_second=150)
-    yield deployment
-    deployment.close()
+    with live_deployment(database_url=postgres_url, redis_url=redis_url, tokens_per_second=150) as deployment:
+        yield deployment
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +58,15 @@ def stored_answer(deployment, conversation_id):
 
 
 async def wait_for_stored(deployment, conversation_id, seconds=20):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    """The answer's (status, content) once it is no longer being written."""
+
+    def answered():
         row = stored_answer(deployment, conversation_id)
-        if row and row[0] != "generating":
-            return row
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"still generating after {seconds}s: {stored_answer(deployment, conversation_id)}")
+        return row if row and row[0] != "generating" else None
+
+    return await eventually(
+        answered, timeout=seconds, interval=0.1, message=f"the answer of conversation {conversation_id} is stored"
+    )
 
 
 async def test_tabs_on_two_processes_see_one_identical_stream(deployment, two_servers, alice):
@@ -134,32 +137,29 @@ async def test_redis_restarted_mid_run_still_stores_the_answer(tmp_path):
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                "--dir", str(tmp_path)]  # fmt: skip
     private_redis = start_redis(command)
-    deployment = None
     try:
         await asyncio.sleep(0.5)
-        deployment = Deployment.create(
+        with live_deployment(
             database_url=postgres_url, redis_url=f"redis://127.0.0.1:{port}/0", tokens_per_second=100
-        )
-        server = deployment.start_server()
-        session = deployment.sign_up(server)
-        conversation = session.new_conversation()
-        tab = await LiveTab.open(server, session, conversation)
-        await tab.ask("count to 400")
-        await tab.receive_until(is_token_with("20,"))
+        ) as deployment:
+            server = deployment.start_server()
+            session = deployment.sign_up(server)
+            conversation = session.new_conversation()
+            tab = await LiveTab.open(server, session, conversation)
+            await tab.ask("count to 400")
+            await tab.receive_until(is_token_with("20,"))
 
-        os.killpg(private_redis.pid, signal.SIGKILL)
-        private_redis.wait()
-        await asyncio.sleep(1)
-        private_redis = start_redis(command)
+            os.killpg(private_redis.pid, signal.SIGKILL)
+            private_redis.wait()
+            await asyncio.sleep(1)
+            private_redis = start_redis(command)
 
-        status, content = await wait_for_stored(deployment, conversation, seconds=30)
-        assert status == "completed"
-        assert content == ", ".join(str(n) for n in range(1, 401)) + "."
-        reconnected = await LiveTab.open(server, session, conversation)
-        assert reconnected.snapshot["messages"][-1]["content"] == content
+            status, content = await wait_for_stored(deployment, conversation, seconds=30)
+            assert status == "completed"
+            assert content == ", ".join(str(n) for n in range(1, 401)) + "."
+            reconnected = await LiveTab.open(server, session, conversation)
+            assert reconnected.snapshot["messages"][-1]["content"] == content
     finally:
-        if deployment:
-            deployment.close()
         os.killpg(private_redis.pid, signal.SIGKILL)
 
 
@@ -178,8 +178,7 @@ async def test_fast_tokens_are_coalesced_into_fewer_sends_and_the_text_is_exact(
 
 async def test_redis_down_when_a_tab_connects_is_a_clear_refusal_not_a_hang():
     postgres_url = require_postgres()
-    deployment = Deployment.create(database_url=postgres_url, redis_url=f"redis://127.0.0.1:{free_port()}/0")
-    try:
+    with live_deployment(database_url=postgres_url, redis_url=f"redis://127.0.0.1:{free_port()}/0") as deployment:
         server = deployment.start_server()
         session = deployment.sign_up(server)
         conversation = session.new_conversation()
@@ -190,5 +189,3 @@ async def test_redis_down_when_a_tab_connects_is_a_clear_refusal_not_a_hang():
         # even open the socket's channel): either way at once, and the page retries.
         assert refused.value.response.status_code in (403, 500)
         assert time.monotonic() - started < 10
-    finally:
-        deployment.close()

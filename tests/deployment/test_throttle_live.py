@@ -8,17 +8,17 @@ import httpx
 import pytest
 
 from accounts.throttling import TOO_MANY_ATTEMPTS
-from tests.live_server import Deployment, Server
+from tests.live_server import Server
 from tests.services import require_redis
+from tests.support.deployments import live_deployment
 
 pytestmark = pytest.mark.redis
 
 
 @pytest.fixture(scope="module")
 def deployment():
-    deployment = Deployment.create(redis_url=require_redis())
-    yield deployment
-    deployment.close()
+    with live_deployment(redis_url=require_redis()) as deployment:
+        yield deployment
 
 
 def attempt_login(server: Server, username: str) -> httpx.Response:

@@ -15,9 +15,10 @@ from playwright.sync_api import Browser, BrowserContext, expect, sync_playwright
 from tests.fake_openai import FakeOpenAI
 from tests.live_server import Deployment, Server
 from tests.services import require_chromium
+from tests.support.browser import EXPECT_TIMEOUT_MS
+from tests.support.deployments import live_deployment
 
 TOKENS_PER_SECOND = 30
-EXPECT_TIMEOUT_MS = 20_000
 VIEWPORT = {"width": 800, "height": 900}
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -57,11 +58,8 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 def deployment() -> Iterator[Deployment]:
     """A SQLite deployment; its servers answer with the offline demo model at a visible pace."""
     require_chromium()
-    deployment = Deployment.create(tokens_per_second=TOKENS_PER_SECOND)
-    try:
+    with live_deployment(tokens_per_second=TOKENS_PER_SECOND) as deployment:
         yield deployment
-    finally:
-        deployment.close()
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, expect
 
-from tests.e2e.test_browser import ask, new_conversation, open_tab, sign_up, tool_card, wait_status
 from tests.fake_openai import FakeOpenAI, StreamResponse, content_chunks, tool_calls_chunks
 from tests.live_server import Deployment, Server
+from tests.support.browser import ask, new_conversation, open_tab, sign_up, tool_card, wait_status
 
 pytestmark = pytest.mark.browser
 

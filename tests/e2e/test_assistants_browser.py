@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, expect
 
-from tests.e2e.test_browser import answer_of, ask, open_tab, sign_up, tool_card, wait_connected, wait_status
 from tests.live_server import Server
+from tests.support.browser import answer_of, ask, open_tab, sign_up, tool_card, wait_connected, wait_status
 
 pytestmark = pytest.mark.browser
 

@@ -11,10 +11,19 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import EXPECT_TIMEOUT_MS
-from tests.e2e.test_browser import answer_of, ask, assistant, new_conversation, open_tab, sign_up, wait_status
 from tests.fake_openai import FakeOpenAI, StreamResponse, content_chunks, split_text
 from tests.live_server import Server
+from tests.support.browser import (
+    EXPECT_TIMEOUT_MS,
+    WIDER_THAN_THE_SCREEN,
+    answer_of,
+    ask,
+    assistant,
+    new_conversation,
+    open_tab,
+    sign_up,
+    wait_status,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -149,8 +158,6 @@ def test_regenerate_after_a_failed_answer(browser: Browser, openai_server: Serve
 def test_versions_and_the_editor_fit_a_phone_in_dark_mode(
     browser: Browser, openai_server: Server, fake_openai_server: FakeOpenAI
 ):
-    from tests.e2e.test_feedback_browser import WIDER_THAN_THE_SCREEN
-
     context = browser.new_context(viewport=PHONE, color_scheme="dark", has_touch=True)
     context.set_default_timeout(EXPECT_TIMEOUT_MS)
     try:

@@ -13,7 +13,6 @@ import os
 import re
 import tempfile
 import time
-import uuid
 from itertools import pairwise
 from pathlib import Path
 
@@ -23,6 +22,20 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 from tests.e2e.proxy import TcpProxy
 from tests.fake_openai import FakeOpenAI, StreamResponse, split_text, tool_calls_chunks
 from tests.live_server import PASSWORD, Deployment, Server
+from tests.support.browser import (
+    answer_of,
+    ask,
+    assistant,
+    conversation_id,
+    counting,
+    new_conversation,
+    open_tab,
+    record_dialogs,
+    sign_up,
+    tool_card,
+    wait_connected,
+    wait_status,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -40,74 +53,7 @@ XSS_USER = "<img src=x onerror=alert(1)> and <script>alert(2)</script>"
 XSS_ANSWER = "<img src=x onerror=alert(1)><script>alert(2)</script>"
 
 
-def counting(n: int) -> tuple[str, str]:
-    """A slow question for the offline model and its exact answer."""
-    return f"count to {n}", ", ".join(str(i) for i in range(1, n + 1)) + "."
-
-
 # --- pages ---------------------------------------------------------------------------------------
-
-
-def sign_up(page: Page, base_url: str) -> str:
-    """Create an account through the sign-up form; the new username (logged in)."""
-    username = f"e2e{uuid.uuid4().hex[:10]}"
-    page.goto(f"{base_url}/accounts/signup/")
-    page.locator("input[name=username]").fill(username)
-    page.locator("input[name=password1]").fill(PASSWORD)
-    page.locator("input[name=password2]").fill(PASSWORD)
-    page.get_by_test_id("signup-submit").click()
-    expect(page).to_have_url(f"{base_url}/")
-    expect(page.get_by_test_id("username")).to_have_text(username)
-    return username
-
-
-def new_conversation(page: Page, base_url: str) -> str:
-    """Create a conversation with the list page's button; its URL, open and connected."""
-    page.goto(f"{base_url}/")
-    page.get_by_test_id("new-conversation").first.click()
-    expect(page).to_have_url(re.compile(r"/conversations/\d+/$"))
-    wait_connected(page)
-    return page.url
-
-
-def conversation_id(url: str) -> int:
-    match = re.search(r"/conversations/(\d+)/", url)
-    assert match, url
-    return int(match.group(1))
-
-
-def open_tab(context: BrowserContext, url: str) -> Page:
-    """Another tab of the same browser on `url`, connected."""
-    page = context.new_page()
-    page.goto(url)
-    wait_connected(page)
-    return page
-
-
-def wait_connected(page: Page) -> None:
-    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "open")
-
-
-def ask(page: Page, text: str) -> None:
-    page.get_by_test_id("composer-input").fill(text)
-    page.get_by_test_id("send-button").click()
-
-
-def assistant(page: Page, index: int = -1) -> Locator:
-    messages = page.locator('[data-testid="message"][data-role="assistant"]')
-    return messages.last if index == -1 else messages.nth(index)
-
-
-def answer_of(page: Page, index: int = -1) -> Locator:
-    return assistant(page, index).get_by_test_id("answer")
-
-
-def wait_status(page: Page, status: str, index: int = -1) -> None:
-    expect(assistant(page, index)).to_have_attribute("data-status", status)
-
-
-def tool_card(page: Page, name: str) -> Locator:
-    return page.locator(f'[data-testid="tool-card"][data-tool-name="{name}"]')
 
 
 def expect_arithmetic_tools(page: Page) -> None:
@@ -161,18 +107,6 @@ def stored_assistant_messages(deployment: Deployment, url: str) -> list[tuple]:
         "ORDER BY id",
         conversation_id(url),
     )
-
-
-def record_dialogs(page: Page) -> list[str]:
-    """Every alert/confirm/prompt the page opens (dismissed at once)."""
-    dialogs: list[str] = []
-
-    def on_dialog(dialog) -> None:
-        dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    page.on("dialog", on_dialog)
-    return dialogs
 
 
 # --- scenarios ------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.e2e.test_browser import (
+from tests.live_server import Deployment, Server
+from tests.support.browser import (
+    WIDER_THAN_THE_SCREEN,
     ask,
     assistant,
     conversation_id,
@@ -19,7 +21,6 @@ from tests.e2e.test_browser import (
     wait_connected,
     wait_status,
 )
-from tests.live_server import Deployment, Server
 
 pytestmark = pytest.mark.browser
 
@@ -28,9 +29,6 @@ PHONE = {"width": 390, "height": 844}
 SHOTS = (
     Path(__file__).resolve().parents[2] / "docs" if os.environ.get("UPDATE_SCREENSHOT") else Path(tempfile.gettempdir())
 )
-WIDER_THAN_THE_SCREEN = """[document.body, ...document.querySelectorAll('body *')]
-  .filter((e) => e.getBoundingClientRect().right > innerWidth + 1)
-  .map((e) => e.tagName + '.' + e.className)"""
 
 
 def stored_feedback(deployment: Deployment, url: str) -> list[tuple]:

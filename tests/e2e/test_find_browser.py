@@ -10,19 +10,21 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.e2e.test_browser import ask, conversation_id, new_conversation, sign_up, wait_connected, wait_status
 from tests.live_server import Deployment, Server
+from tests.support.browser import (
+    WIDER_THAN_THE_SCREEN,
+    ask,
+    conversation_id,
+    new_conversation,
+    sign_up,
+    wait_connected,
+    wait_status,
+)
 
 pytestmark = pytest.mark.browser
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1200, "height": 900}  # wide enough for the sidebar
-
-
-WIDER_THAN_THE_SCREEN = """[document.body, ...document.querySelectorAll('body *')]
-  .filter((e) => e.getBoundingClientRect().right > innerWidth + 1)
-  .map((e) => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)
-    + ' ' + getComputedStyle(e).display)"""
 
 
 def chat_with(page: Page, base: str, question: str) -> str:

@@ -10,22 +10,22 @@ import re
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.e2e.conftest import EXPECT_TIMEOUT_MS
-from tests.e2e.test_browser import (
+from tests.fake_openai import FakeOpenAI, StreamResponse, content_chunks, split_text
+from tests.live_server import Server
+from tests.support.browser import (
+    EXPECT_TIMEOUT_MS,
     answer_of,
     ask,
     assistant,
     counting,
+    hostile_answer_page,
     new_conversation,
     open_tab,
-    record_dialogs,
     sign_up,
     tool_card,
     wait_connected,
     wait_status,
 )
-from tests.fake_openai import FakeOpenAI, StreamResponse, content_chunks, split_text
-from tests.live_server import Server
 
 pytestmark = pytest.mark.browser
 
@@ -135,23 +135,6 @@ def test_markdown_renders_while_it_streams_in_two_tabs_and_after_reload(
         expect_markdown(other)
     finally:
         context.close()
-
-
-def hostile_answer_page(
-    context: BrowserContext, server: Server, fake: FakeOpenAI, answer: str, question: str, pieces: int
-) -> tuple[Page, list[str], list[str]]:
-    """A new user's page that asked `question` and got `answer` streamed in `pieces` pieces; the
-    page, the dialogs it opened and the URLs it fetched (recorded from the start)."""
-    fake.enqueue(StreamResponse(content_chunks(split_text(answer, pieces)), delay=0.005))
-    page = context.new_page()
-    dialogs = record_dialogs(page)
-    fetched: list[str] = []
-    page.on("request", lambda request: fetched.append(request.url))
-    sign_up(page, server.http_url)
-    new_conversation(page, server.http_url)
-    ask(page, question)
-    wait_status(page, "completed")
-    return page, dialogs, fetched
 
 
 def test_html_scripts_images_and_javascript_links_from_the_model_stay_inert(

@@ -7,17 +7,17 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.e2e.test_browser import (
+from tests.fake_openai import FakeOpenAI, StreamResponse, content_chunks, split_text
+from tests.live_server import Server
+from tests.support.browser import (
     answer_of,
     ask,
+    hostile_answer_page,
     new_conversation,
     sign_up,
     wait_connected,
     wait_status,
 )
-from tests.e2e.test_markdown_browser import hostile_answer_page
-from tests.fake_openai import FakeOpenAI, StreamResponse, content_chunks, split_text
-from tests.live_server import Server
 
 pytestmark = pytest.mark.browser
 

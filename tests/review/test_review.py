@@ -9,7 +9,6 @@ import io
 import time
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from agent_runtime.report import RunReport
@@ -20,14 +19,14 @@ from review.charts import compact_number, nice_ceiling
 from review.models import TranscriptRead
 from review.usage import CSV_HEADER
 from review.views import PERIOD_BACKWARDS
-from tests.agent_runtime.conftest import collect, offline_run
-from tests.conversations.conftest import make_user
-from tests.conversations.test_consumer import wait_until_answered
 from tests.messages import message_append
+from tests.support.answers import wait_until_answered
+from tests.support.review import CHANGELIST, add_turn, found, transcript_url
+from tests.support.runs import collect, offline_run
+from tests.support.users import make_staff, make_user
 
 pytestmark = pytest.mark.django_db
 
-CHANGELIST = "admin:conversations_conversation_changelist"
 USAGE = "admin:conversations_conversation_usage"
 READS = "admin:review_transcriptread_changelist"
 HOSTILE_ANSWER = (
@@ -40,24 +39,8 @@ HOSTILE_ANSWER = (
 LONG_OUTPUT = "\n".join(f"line {n}: one mug, blue, 4.90 €" for n in range(1, 40))
 
 
-def make_staff(username: str, *codenames: str) -> User:
-    staff = make_user(username, is_staff=True)
-    staff.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
-    return staff
-
-
 def at(day: str, hour: int = 12) -> dt.datetime:
     return dt.datetime.fromisoformat(f"{day}T{hour:02d}:00:00+00:00")
-
-
-def add_turn(conversation: Conversation, question: str, answer: dict, *, when: dt.datetime | None = None) -> Message:
-    """A user message and its answer (fields of `answer` as given); the answer."""
-    asked = message_append(conversation, role="user", content=question)
-    defaults = {"content": "", "status": "completed", "model": "gpt-4o-mini", "tool_steps": [], "usage": {}}
-    answered = message_append(conversation, role="assistant", **{**defaults, **answer})
-    if when is not None:
-        Message.objects.filter(pk__in=[asked.pk, answered.pk]).update(created=when)
-    return answered
 
 
 @pytest.fixture
@@ -99,16 +82,6 @@ def reviewed(alice) -> Conversation:
     )
     add_turn(conversation, "And again?", {"status": "error", "error": "The model service could not be reached."})
     return conversation
-
-
-def transcript_url(conversation: Conversation) -> str:
-    return reverse("admin:conversations_conversation_change", args=[conversation.pk])
-
-
-def found(client, **params) -> list[int]:
-    response = client.get(reverse(CHANGELIST), params)
-    assert response.status_code == 200
-    return [c.pk for c in response.context["cl"].result_list]
 
 
 # ------------------------------------------------------------------ who may read, and the record

@@ -1,42 +1,24 @@
-"""Fixtures for the HTTP API: tokens, clients with a token or a session, SSE parsing."""
+"""The HTTP API in tests: clients with a token or a session, and server-sent events read like a client."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 from asgiref.sync import ThreadSensitiveContext
-from channels.db import database_sync_to_async
-from django.contrib.auth.models import User
 from django.test import AsyncClient
 
-from api.services import api_token_create
-
-# The chat product's fixtures: users, tabs, a fresh channel layer and settled runs per test.
-from tests.conversations.conftest import (  # noqa: F401
-    alice,
-    bob,
-    conversation,
-    fresh_channel_layer,
-    paced,
-    runs_settle,
-    tabs,
-)
+from conversations.models import Conversation
 
 READ_TIMEOUT = 20
 
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-@pytest.fixture
-def alice_token(alice: User) -> str:  # noqa: F811
-    return api_token_create(user=alice, name="tests").secret
 
 
 class AsgiClient(AsyncClient):
@@ -63,12 +45,6 @@ class TokenClient(AsgiClient):
         return super().generic(method, path, *args, headers={**self.token_headers, **(headers or {})}, **extra)
 
 
-@pytest.fixture
-def api(alice_token: str) -> TokenClient:
-    """An async client that authenticates as alice with her token."""
-    return TokenClient(alice_token)
-
-
 @dataclass
 class SseEvent:
     event: str | None
@@ -91,6 +67,11 @@ def parse_sse(text: str) -> tuple[list[SseEvent], list[str]]:
         if "data" in fields:
             events.append(SseEvent(event=fields.get("event"), id=fields.get("id"), data=json.loads(fields["data"])))
     return events, comments
+
+
+def is_sse_token_with(text: str) -> Callable[[SseEvent], bool]:
+    """Matches an SSE `token` event whose text contains `text`."""
+    return lambda event: event.event == "token" and text in event.data["text"]
 
 
 class SseReader:
@@ -169,5 +150,6 @@ async def send_message(client: AsyncClient, conversation_id: int, content: str, 
     )
 
 
-def stored(model: Any, **filters: Any):
-    return database_sync_to_async(lambda: list(model.objects.filter(**filters).order_by("pk")))()
+def stream_url(conversation: Conversation) -> str:
+    """The conversation's SSE stream (a waiting client's, or one resuming with Last-Event-ID)."""
+    return f"/api/conversations/{conversation.pk}/stream"
