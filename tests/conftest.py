@@ -1,15 +1,20 @@
-"""Fixtures shared by the test directories.
+"""Fixtures shared by the test directories, and the browser tests' marker.
 
 The chat product's fixtures: users (`alice`, `bob`), her `conversation`, logged-in WebSocket `tabs`,
 her API token and client (`alice_token`, `api`), the offline model's pace (`paced`); every test gets
 a fresh in-memory channel layer, and every asyncio test lets the runs it started settle. Plain helpers
 are in `tests.support`.
+
+The `browser` marker is given here to the tests in tests/e2e, which run last: while
+Playwright's sync API holds Chromium (one for the session), the main thread counts as running its
+event loop, which no other test could share.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -23,6 +28,27 @@ from conversations.process import process_state
 from tests.support.api import TokenClient
 from tests.support.tabs import Tab, open_tab
 from tests.support.users import make_user
+
+TESTS = Path(__file__).resolve().parent
+BROWSER_TESTS = ("e2e",)
+"""Where the tests driving Chromium live (relative to tests/)."""
+
+
+def _under(item: pytest.Item, places: tuple[str, ...]) -> bool:
+    try:
+        relative = item.path.resolve().relative_to(TESTS).as_posix()
+    except ValueError:
+        return False
+    return any(relative == place or relative.startswith(place + "/") for place in places)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _under(item, BROWSER_TESTS):
+            item.add_marker(pytest.mark.browser)
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)  # stable: order kept otherwise
+
 
 # --- the process ----------------------------------------------------------------------------------
 

@@ -261,6 +261,16 @@ class FakeOpenAI:
         with self._lock:
             self._queue.extend(responses)
 
+    def reset(self) -> None:
+        """Forget the script and what was recorded (for a server shared by several tests)."""
+        with self._lock:
+            self._queue.clear()
+            self.requests.clear()
+            self.timings.clear()
+            self.disconnects = 0
+            self.completed_streams = 0
+        self._disconnected.clear()
+
     def wait_for_disconnect(self, timeout: float) -> bool:
         """Block until a client has left before its response was complete; False on timeout."""
         return self._disconnected.wait(timeout)

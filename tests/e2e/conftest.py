@@ -1,8 +1,13 @@
-"""Fixtures for the browser tests: live daphne servers, a fake OpenAI server and one Chromium.
+"""Fixtures for the browser tests: one Chromium and one live deployment for the session, a fresh
+browser profile per test.
 
 The servers run the production settings on 127.0.0.1 with the offline demo model at a pace a
 person can watch (`TOKENS_PER_SECOND`), or with the real langchain-openai path against
-`tests.fake_openai`. Chromium is the system one (`require_chromium`), launched headless.
+`tests.fake_openai`. Chromium is the system one (`require_chromium`), launched headless. Every
+module shares `deployment`, `server` and `openai_server` (each test signs up a user of its own);
+a module that needs other settings starts a server of its own on that deployment, or overrides
+`deployment` with one of its own. The fake OpenAI server forgets its script and requests before
+each test that uses it.
 """
 
 from __future__ import annotations
@@ -31,9 +36,9 @@ CHROMIUM_ARGS = [
 expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the module."""
+    """One headless Chromium for the session (the browser tests run last: see tests/conftest.py)."""
     executable = require_chromium()
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
@@ -54,7 +59,7 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
         ctx.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def deployment() -> Iterator[Deployment]:
     """A SQLite deployment; its servers answer with the offline demo model at a visible pace."""
     require_chromium()
@@ -62,18 +67,25 @@ def deployment() -> Iterator[Deployment]:
         yield deployment
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(deployment: Deployment) -> Server:
     return deployment.start_server()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fake_openai_server() -> Iterator[FakeOpenAI]:
     with FakeOpenAI() as fake:
         yield fake
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(autouse=True)
+def fresh_fake_openai(request: pytest.FixtureRequest) -> None:
+    """A test using the shared fake OpenAI server finds it with nothing scripted or recorded."""
+    if "fake_openai_server" in request.fixturenames:
+        request.getfixturevalue("fake_openai_server").reset()
+
+
+@pytest.fixture(scope="session")
 def openai_server(deployment: Deployment, fake_openai_server: FakeOpenAI) -> Server:
     """A second server on the same database whose model is langchain-openai talking to the fake OpenAI server."""
     return deployment.start_server(

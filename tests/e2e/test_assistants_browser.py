@@ -7,13 +7,10 @@ import re
 import tempfile
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import BrowserContext, expect
 
 from tests.live_server import Server
 from tests.support.browser import answer_of, ask, open_tab, sign_up, tool_card, wait_connected, wait_status
-
-pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = (

@@ -8,7 +8,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.fake_openai import FakeOpenAI, StreamResponse, content_chunks, split_text
@@ -24,8 +23,6 @@ from tests.support.browser import (
     sign_up,
     wait_status,
 )
-
-pytestmark = pytest.mark.browser
 
 # Written to docs/ only when asked (UPDATE_SCREENSHOT=1), so a test run leaves the tree clean.
 SHOTS = (

@@ -16,7 +16,6 @@ import time
 from itertools import pairwise
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
 from tests.e2e.proxy import TcpProxy
@@ -36,8 +35,6 @@ from tests.support.browser import (
     wait_connected,
     wait_status,
 )
-
-pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 # The README's picture is refreshed only when asked (UPDATE_SCREENSHOT=1), so a test run leaves the tree clean.

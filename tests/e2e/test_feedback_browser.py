@@ -7,7 +7,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.live_server import Deployment, Server
@@ -21,8 +20,6 @@ from tests.support.browser import (
     wait_connected,
     wait_status,
 )
-
-pytestmark = pytest.mark.browser
 
 PHONE = {"width": 390, "height": 844}
 # Written to docs/ only when asked (UPDATE_SCREENSHOT=1), so a test run leaves the tree clean.

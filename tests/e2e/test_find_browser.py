@@ -7,7 +7,6 @@ import json
 import re
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.live_server import Deployment, Server
@@ -20,8 +19,6 @@ from tests.support.browser import (
     wait_connected,
     wait_status,
 )
-
-pytestmark = pytest.mark.browser
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1200, "height": 900}  # wide enough for the sidebar

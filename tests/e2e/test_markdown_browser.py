@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.fake_openai import FakeOpenAI, StreamResponse, content_chunks, split_text
@@ -26,8 +25,6 @@ from tests.support.browser import (
     wait_connected,
     wait_status,
 )
-
-pytestmark = pytest.mark.browser
 
 CODE = 'def greet(name: str) -> str:\n    """Say hello."""\n    return f"Hello, {name}!"\n\nprint(greet("world"))'
 MARKDOWN_ANSWER = (

@@ -4,7 +4,6 @@ output survives DOMPurify (its inline styles and MathML) while `\\href` and `\\i
 
 from __future__ import annotations
 
-import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.fake_openai import FakeOpenAI, StreamResponse, content_chunks, split_text
@@ -18,8 +17,6 @@ from tests.support.browser import (
     wait_connected,
     wait_status,
 )
-
-pytestmark = pytest.mark.browser
 
 MATH_ANSWER = (
     "Mass and energy are related by $E=mc^2$, and the area under $y = x$ is\n\n"

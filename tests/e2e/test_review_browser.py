@@ -15,8 +15,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.e2e.review_seed import PASSWORD, REVIEWER
 from tests.live_server import Deployment, Server
-
-pytestmark = pytest.mark.browser
+from tests.support.deployments import live_deployment
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "docs" if os.environ.get("UPDATE_SCREENSHOT") else Path(tempfile.gettempdir())
@@ -27,6 +26,13 @@ ASSISTANTS = (
     "agent_runtime.assistants.ArithmeticAssistant,conversations.builtin_assistants.HistoryAssistant,"
     "tests.assistants.example.Refunds"
 )
+
+
+@pytest.fixture(scope="module")
+def deployment() -> Iterator[Deployment]:
+    """A deployment of its own: the usage page sums every stored answer, which must be the seeded ones only."""
+    with live_deployment() as deployment:
+        yield deployment
 
 
 @pytest.fixture(scope="module")
