@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format bench bench-quick bench-profile migrate superuser clean
+.PHONY: help run test test-fast lint format bench bench-quick bench-profile migrate superuser clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ test: $(STAMP) ## Run the whole test suite (set-up included)
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings=tests.settings
 	@if command -v node >/dev/null; then node --test tests/js/; else echo "node not found: skipping the page's JavaScript tests"; fi
 	$(BIN)/pytest
+
+test-fast: $(STAMP) ## The suite without the browser and live-server tests (about 2 minutes)
+	$(BIN)/pytest -m "not browser and not live"
 
 bench: $(STAMP) ## The full benchmark (about 20 minutes): bench/results.json, a table, docs/bench-*.png
 	$(BIN)/python -m bench.run

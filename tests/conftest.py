@@ -1,11 +1,12 @@
-"""Fixtures shared by the test directories, and the browser tests' marker.
+"""Fixtures shared by the test directories, and the suite's markers.
 
 The chat product's fixtures: users (`alice`, `bob`), her `conversation`, logged-in WebSocket `tabs`,
 her API token and client (`alice_token`, `api`), the offline model's pace (`paced`); every test gets
 a fresh in-memory channel layer, and every asyncio test lets the runs it started settle. Plain helpers
 are in `tests.support`.
 
-The `browser` marker is given here to the tests in tests/e2e, which run last: while
+Markers, given here by where a test lives: `browser` (drives Chromium) and `live` (starts server
+processes on loopback); `make test-fast` runs the suite without both. Browser tests run last: while
 Playwright's sync API holds Chromium (one for the session), the main thread counts as running its
 event loop, which no other test could share.
 """
@@ -32,6 +33,9 @@ from tests.support.users import make_user
 TESTS = Path(__file__).resolve().parent
 BROWSER_TESTS = ("e2e",)
 """Where the tests driving Chromium live (relative to tests/)."""
+LIVE_TESTS = ("e2e", "deployment", "bench", "api/test_live.py")
+"""Where the tests starting server processes live: `tests.live_server`'s deployments, the benchmark's
+servers and model server."""
 
 
 def _under(item: pytest.Item, places: tuple[str, ...]) -> bool:
@@ -47,6 +51,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _under(item, BROWSER_TESTS):
             item.add_marker(pytest.mark.browser)
+        if _under(item, LIVE_TESTS):
+            item.add_marker(pytest.mark.live)
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)  # stable: order kept otherwise
 
 
