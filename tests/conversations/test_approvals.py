@@ -178,7 +178,7 @@ async def test_the_first_decision_wins_the_second_is_already_decided_on_socket_a
     refunds,
     conversation,
     alice,
-    alice_token,  # noqa: F811
+    alice_token,
 ):
     refund_then_answer(refunds)
     first, second = await two_tabs(conversation, alice)
@@ -220,7 +220,7 @@ async def test_another_user_cannot_decide(refunds, conversation, alice, bob):
     assert (await tab.run_events_until_done())[-1]["status"] == "completed"
 
 
-async def test_the_api_decides_and_the_run_goes_on(refunds, conversation, alice, alice_token):  # noqa: F811
+async def test_the_api_decides_and_the_run_goes_on(refunds, conversation, alice, alice_token):
     refund_then_answer(refunds)
     tab, _ = await two_tabs(conversation, alice)
     await tab.ask("Refund order 7")

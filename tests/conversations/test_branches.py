@@ -265,7 +265,7 @@ async def api_post(client, path: str, body: dict):
     return await client.post(path, body, content_type="application/json")
 
 
-async def test_the_api_regenerates_edits_and_chooses_versions_and_a_tab_follows(model, tabs, api, conversation):  # noqa: F811
+async def test_the_api_regenerates_edits_and_chooses_versions_and_a_tab_follows(model, tabs, api, conversation):
     from tests.support.api import send_message, sse_reader
 
     tab = await tabs()
@@ -300,7 +300,7 @@ async def test_the_api_regenerates_edits_and_chooses_versions_and_a_tab_follows(
     assert again.status_code == 409 and again.json()["error"]["code"] == "duplicate"
 
 
-async def test_the_api_refuses_bad_branching_requests_clearly(model, api, conversation, bob):  # noqa: F811
+async def test_the_api_refuses_bad_branching_requests_clearly(model, api, conversation, bob):
     from conversations.models import Message as Stored
 
     nothing = await api_post(api, f"/api/conversations/{conversation.pk}/regenerate", {"client_id": "r1"})

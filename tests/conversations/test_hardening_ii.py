@@ -56,7 +56,7 @@ async def test_a_client_id_outside_the_safe_alphabet_is_refused(tabs, conversati
 
 
 @pytest.mark.asyncio
-async def test_the_api_refuses_unstorable_text_as_json_not_an_html_500(alice_token, conversation):  # noqa: F811
+async def test_the_api_refuses_unstorable_text_as_json_not_an_html_500(alice_token, conversation):
     response = await send_message(TokenClient(alice_token), conversation.pk, "nul \x00 and \ud800")
 
     assert response.status_code == 400
@@ -169,7 +169,7 @@ async def test_a_run_marked_interrupted_while_late_to_beat_still_stores_its_answ
 
 
 @pytest.mark.asyncio
-async def test_conversations_per_hour_are_capped(alice_token, settings):  # noqa: F811
+async def test_conversations_per_hour_are_capped(alice_token, settings):
     settings.RATE_LIMIT_CONVERSATIONS_PER_HOUR = 5
     client = TokenClient(alice_token)
 

@@ -84,7 +84,7 @@ async def test_the_model_names_the_conversation_after_its_first_answer_and_the_t
     assert len(title_requests(titled)) == 1
 
 
-async def test_a_name_the_owner_chose_is_kept(titled, tabs, conversation, api):  # noqa: F811
+async def test_a_name_the_owner_chose_is_kept(titled, tabs, conversation, api):
     tab = await tabs()
     renamed = await api.patch(
         f"/api/conversations/{conversation.pk}", {"title": "Trip notes"}, content_type="application/json"
