@@ -6,23 +6,20 @@ from django.conf import settings
 from django.db import migrations, models
 
 
-def relabel_content_type(apps, schema_editor):
-    """Permissions hang on the content type: keep the same row, under its new app."""
+def _move_content_type(apps, schema_editor, *, old: str, new: str) -> None:
+    """Permissions hang on the content type: keep the same row, under the app that has the model."""
     content_type = apps.get_model("contenttypes", "ContentType")
-    db = schema_editor.connection.alias
-    if not content_type.objects.using(db).filter(app_label="review", model="transcriptread").exists():
-        content_type.objects.using(db).filter(app_label="conversations", model="transcriptread").update(
-            app_label="review"
-        )
+    types = content_type.objects.using(schema_editor.connection.alias)
+    if not types.filter(app_label=new, model="transcriptread").exists():
+        types.filter(app_label=old, model="transcriptread").update(app_label=new)
+
+
+def relabel_content_type(apps, schema_editor):
+    _move_content_type(apps, schema_editor, old="conversations", new="review")
 
 
 def restore_content_type(apps, schema_editor):
-    content_type = apps.get_model("contenttypes", "ContentType")
-    db = schema_editor.connection.alias
-    if not content_type.objects.using(db).filter(app_label="conversations", model="transcriptread").exists():
-        content_type.objects.using(db).filter(app_label="review", model="transcriptread").update(
-            app_label="conversations"
-        )
+    _move_content_type(apps, schema_editor, old="review", new="conversations")
 
 
 class Migration(migrations.Migration):
