@@ -12,8 +12,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.live_server import Deployment
 from tests.live_tabs import LiveTab
+from tests.support.deployments import live_deployment
 from tests.support.waits import eventually
 
 pytestmark = pytest.mark.asyncio
@@ -21,9 +21,8 @@ pytestmark = pytest.mark.asyncio
 
 @pytest.fixture(scope="module")
 def deployment():
-    deployment = Deployment.create(tokens_per_second=0, extra_env={"RATE_LIMIT_MESSAGES_PER_MINUTE": "1000"})
-    yield deployment
-    deployment.close()
+    with live_deployment(tokens_per_second=0, extra_env={"RATE_LIMIT_MESSAGES_PER_MINUTE": "1000"}) as deployment:
+        yield deployment
 
 
 @pytest.fixture(scope="module")
