@@ -1,8 +1,8 @@
 """The HTTP API (`/api/`): conversations as JSON, runs as server-sent events, OpenAPI at `/api/schema`.
 
-A thin adapter like the WebSocket consumer: same ownership rules, and sends go through the one
-send path (`conversations.sending.message_send`), so the same codes and texts, and the same run
-the open tabs watch live.
+A thin adapter like the WebSocket consumer: same ownership rules, and every change goes through the
+same actions (`conversations.actions`, `conversations.sending`), so the same codes and texts, and
+the same run the open tabs watch live; `api.errors.STATUS_BY_REFUSAL` maps a refusal to its status.
 """
 
 from __future__ import annotations
