@@ -46,14 +46,20 @@ async def forever() -> None:
     await asyncio.Event().wait()
 
 
-@pytest.mark.asyncio
-@pytest.mark.django_db(transaction=True)
-async def test_shutdown_ends_a_streaming_run_interrupted_with_one_done_and_its_answer_stored(tabs, conversation, paced):
+async def counting(tabs, paced):
+    """A tab whose run is counting slowly, and that run, once its first numbers are shown."""
     paced(100)
     tab = await tabs()
     await tab.ask("count to 500")
     await tab.receive_until(is_token_with("3,"))
     (active,) = process_state().runs.values()
+    return tab, active
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_shutdown_ends_a_streaming_run_interrupted_with_one_done_and_its_answer_stored(tabs, conversation, paced):
+    tab, active = await counting(tabs, paced)
 
     assert await process_state().shutdown(timeout=SHUTDOWN_TIMEOUT) == []
 
@@ -76,11 +82,7 @@ async def test_shutdown_ends_a_streaming_run_interrupted_with_one_done_and_its_a
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 async def test_a_run_its_owner_stopped_before_the_shutdown_stays_cancelled(tabs, conversation, paced):
-    paced(100)
-    tab = await tabs()
-    await tab.ask("count to 500")
-    await tab.receive_until(is_token_with("3,"))
-    (active,) = process_state().runs.values()
+    tab, active = await counting(tabs, paced)
     await tab.send({"type": "stop"})
     await until(lambda: active.stopped)
 
