@@ -247,6 +247,10 @@ AGENT_MAX_ITERATIONS = int(_env_number("AGENT_MAX_ITERATIONS", 8))
 # A tool call waiting for approval expires (treated as denied) after this many seconds.
 AGENT_APPROVAL_TIMEOUT = _env_number("AGENT_APPROVAL_TIMEOUT", 600.0)
 AGENT_RUN_TIMEOUT = _env_number("AGENT_RUN_TIMEOUT", 120.0)
+# A tool call that has not returned after this many seconds ends as a tool error the model sees.
+AGENT_TOOL_TIMEOUT = _env_number("AGENT_TOOL_TIMEOUT", 60.0)
+# Sync tools run in a pool of this many threads per process, never on the database's shared thread.
+AGENT_TOOL_THREADS = int(_env_number("AGENT_TOOL_THREADS", 16))
 AGENT_HISTORY_MESSAGES = int(_env_number("AGENT_HISTORY_MESSAGES", 20))
 # A web server process gets ready for its first answer as it starts (chatsite/asgi.py): imports, each
 # assistant's model built, its request path walked once, a database connection, the channel layer.
@@ -263,6 +267,11 @@ RATE_LIMIT_CONVERSATIONS_PER_HOUR = int(_env_number("RATE_LIMIT_CONVERSATIONS_PE
 SYNC_MIN_INTERVAL_SECONDS = _env_number("SYNC_MIN_INTERVAL_SECONDS", 1)
 SYNC_MAX_PER_MINUTE = int(_env_number("SYNC_MAX_PER_MINUTE", 60))
 SNAPSHOT_MAX_MESSAGES = int(_env_number("SNAPSHOT_MAX_MESSAGES", 500))
+# Open sockets per user in one process; the next is refused (closed with 4429).
+SOCKETS_PER_USER = int(_env_number("SOCKETS_PER_USER", 50))
+# A search (`?q=`, the sidebar, the History assistant's tools) is refused past these bounds.
+SEARCH_MAX_CHARS = int(_env_number("SEARCH_MAX_CHARS", 200))
+SEARCH_MAX_WORDS = int(_env_number("SEARCH_MAX_WORDS", 12))
 SOCKET_SESSION_RECHECK_SECONDS = _env_number("SOCKET_SESSION_RECHECK_SECONDS", 30)
 # ...and a tab's frames (send, stop, sync, ...) check it at most this often (two queries and an HMAC each).
 SOCKET_SESSION_FRAME_RECHECK_SECONDS = _env_number("SOCKET_SESSION_FRAME_RECHECK_SECONDS", 1.0)
