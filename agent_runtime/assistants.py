@@ -17,8 +17,9 @@ class Helpdesk(Assistant):
 
 A tool's arguments come from its signature (validated by pydantic); its docstring is what the
 model reads. The model fills in the arguments only: `self.user` is set by the product, never by
-the model. A sync tool runs in a worker thread (through the `run_sync` the product gives, which
-for Django closes the thread's database connection as views do); an async tool is awaited.
+the model. A sync tool runs in a worker thread (through the `run_sync` the product gives: for
+Django, a pool of tool threads of its own, never the ORM's shared thread; see `tool_threads`); an
+async tool is awaited.
 This module knows nothing of Django: the user is an opaque object it carries.
 """
 

@@ -25,7 +25,13 @@ from langchain_core.tools import BaseTool
 from agent_runtime import events
 from agent_runtime.approvals import ApprovalGate, ApprovalOutcome, ApprovalRequest, NoApprovals
 from agent_runtime.callbacks import QueueCallbackHandler
-from agent_runtime.errors import describe_model_error, describe_tool_error
+from agent_runtime.errors import (
+    TOOL_TIMED_OUT,
+    ToolCallRefused,
+    describe_model_error,
+    describe_tool_error,
+    tool_failure,
+)
 from agent_runtime.events import Event
 from agent_runtime.history import HistoryTurn, as_messages
 from agent_runtime.llm import shared_model, tool_schemas
@@ -39,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_ITERATIONS = 8
 DEFAULT_TIMEOUT = 120.0
+DEFAULT_TOOL_TIMEOUT = 60.0
 DEFAULT_HISTORY_LIMIT = 20
 
 MAX_ITERATIONS_REACHED = "The agent used {n} steps without reaching an answer."
@@ -85,6 +92,7 @@ class AgentRun:
         run_id: str | None = None,
         max_iterations: int = DEFAULT_MAX_ITERATIONS,
         timeout: float = DEFAULT_TIMEOUT,
+        tool_timeout: float = DEFAULT_TOOL_TIMEOUT,
         history_limit: int = DEFAULT_HISTORY_LIMIT,
         needs_approval: Callable[[str, dict[str, Any]], bool] | None = None,
         approvals: ApprovalGate | None = None,
@@ -100,6 +108,7 @@ class AgentRun:
         self._history = as_messages(list(history)[-history_limit:]) if history_limit else []
         self._max_iterations = max_iterations
         self._timeout = timeout
+        self._tool_timeout = tool_timeout
         self._system_prompt = system_prompt
         self._producer: asyncio.Task[None] | None = None
         self._cancel_requested = False
@@ -287,10 +296,11 @@ class AgentRun:
         try:
             refusal = await self._approve(call, step)
             if refusal is not None:
-                raise PermissionError(refusal)
+                raise ToolCallRefused(refusal)
             step.output = _bounded(clean_value(await self._invoke_tool(call)))
         except Exception as error:
-            step.output, step.error = None, clean_text(describe_tool_error(error))
+            told = tool_failure(error, tool=step.name, run_id=self.run_id, log=logger)
+            step.output, step.error = None, clean_text(told)
         result = events.tool_result(
             run_id=self.run_id, call_id=call_id, name=step.name, output=step.output, error=step.error
         )
@@ -355,21 +365,31 @@ class AgentRun:
         tool = self._tools.get(call["name"])
         if tool is None:
             names = ", ".join(sorted(self._tools))
-            raise LookupError(UNKNOWN_TOOL.format(name=call["name"], names=names))
+            raise ToolCallRefused(UNKNOWN_TOOL.format(name=call["name"], names=names))
         if isinstance(call["args"], str):
-            raise ValueError(INVALID_JSON.format(error=call["args_error"]))
-        return await tool.ainvoke(call["args"])
+            raise ToolCallRefused(INVALID_JSON.format(error=call["args_error"]))
+        # A sync tool's thread cannot be stopped: past the timeout the run goes on without its result.
+        limit = asyncio.timeout(self._tool_timeout)
+        try:
+            async with limit:
+                return await tool.ainvoke(call["args"])
+        except TimeoutError:
+            if limit.expired():
+                raise ToolCallRefused(TOOL_TIMED_OUT.format(seconds=self._tool_timeout)) from None
+            raise
 
 
 def _bounded(output: Any) -> Any:
     """A tool's result as the model and the tabs get it: JSON-safe, and at most TOOL_RESULT_MAX_CHARS.
 
-    Raises ValueError for NaN or infinite numbers; anything JSON cannot hold becomes its text.
+    Refuses NaN or infinite numbers (`ToolCallRefused`); anything JSON cannot hold becomes its text.
     """
     try:
         text = output if isinstance(output, str) else json.dumps(output, allow_nan=False)
     except TypeError:
         output = text = clean_text(str(output))
+    except ValueError as error:
+        raise ToolCallRefused(str(error)) from None
     if len(text) <= TOOL_RESULT_MAX_CHARS:
         return output
     return text[:TOOL_RESULT_MAX_CHARS] + RESULT_CUT.format(limit=TOOL_RESULT_MAX_CHARS)

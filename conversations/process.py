@@ -1,7 +1,8 @@
 """What this server process holds while it serves, in one place, and what it does with it when it stops.
 
 The runs executing here, the approval waits of those runs, the background tasks (titles, the
-watchdog's sweeps, the warm-up's first connections) and the run event logs: `ProcessState`
+watchdog's sweeps, the warm-up's first connections), the threads of sync tools and the run event
+logs: `ProcessState`
 owns them all, so that a process that stops (`shutdown`) lets go of each in order, and a test
 starts from nothing (`reset`). This module imports none of the modules whose state it holds:
 they import it.
@@ -13,6 +14,8 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from typing import Protocol
+
+from agent_runtime.tool_threads import ToolThreads
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +55,8 @@ class ProcessState:
         """The warm-up's first connections, opened on the serving loop."""
         self.event_logs: dict[str, HeldLog] = {}
         """The run event logs, by `REDIS_URL` (empty for the in-memory one)."""
+        self.tool_threads: ToolThreads | None = None
+        """The threads sync tools run in (made at the first sync tool call, `runs.sync_tool_runner`)."""
         self.draining = False
         """No new work: set first by `shutdown` (the send path is to refuse runs while it is set)."""
         self.stopped = False
@@ -78,7 +83,10 @@ class ProcessState:
         self.stopped = True
         for woken in list(self.approval_waiters.values()):
             woken.set()
-        # 5. The event logs: last, since a run's ending writes to its log.
+        # 5. Sync tools still running belong to no run any more: the threads start nothing new.
+        if self.tool_threads is not None:
+            self.tool_threads.shutdown()
+        # 6. The event logs: last, since a run's ending writes to its log.
         for url, log in list(self.event_logs.items()):
             try:
                 await log.close()
@@ -116,6 +124,9 @@ class ProcessState:
         self.sweepers.clear()
         self.warm_up_tasks.clear()
         self.event_logs.clear()
+        if self.tool_threads is not None:
+            self.tool_threads.shutdown()
+            self.tool_threads = None
         self.draining = False
         self.stopped = False
 

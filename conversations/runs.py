@@ -18,6 +18,7 @@ import contextvars
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 from uuid import uuid4
@@ -25,6 +26,7 @@ from uuid import uuid4
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import close_old_connections
 
 from agent_runtime import events
 from agent_runtime.assistants import Assistant
@@ -32,6 +34,7 @@ from agent_runtime.events import Event
 from agent_runtime.executor import AgentRun
 from agent_runtime.history import HistoryTurn
 from agent_runtime.llm import ModelConfig, build_chat_model
+from agent_runtime.tool_threads import ToolThreads
 from conversations import protocol, titles
 from conversations.approvals import RunApprovals
 from conversations.assistants import assistant_model_config
@@ -128,7 +131,7 @@ async def run_start(
         owner = conversation.owner
     else:
         owner = await database_sync_to_async(lambda: conversation.owner)()
-    helper = assistant(user=owner, conversation_id=conversation.pk, run_sync=database_sync_to_async)
+    helper = assistant(user=owner, conversation_id=conversation.pk, run_sync=sync_tool_runner)
     model_config = assistant_model_config(assistant)
     run_id = turn.assistant_message.run_id
     agent_run = AgentRun(
@@ -148,6 +151,7 @@ async def run_start(
         ),
         max_iterations=settings.AGENT_MAX_ITERATIONS,
         timeout=settings.AGENT_RUN_TIMEOUT,
+        tool_timeout=settings.AGENT_TOOL_TIMEOUT,
     )
     active = ActiveRun(
         conversation_id=conversation.pk,
@@ -163,6 +167,24 @@ async def run_start(
     # ties database calls to that caller's thread (asgiref's ThreadSensitiveContext).
     active.task = asyncio.create_task(relay_run_events(active), name=f"relay-{run_id}", context=contextvars.Context())
     return active
+
+
+def sync_tool_runner(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """An assistant's sync tool as an awaitable, run in the process's tool threads: never in the thread
+    the ORM shares (`database_sync_to_async`), where a slow tool would hold up every user's queries."""
+    state = process_state()
+    if state.tool_threads is None:
+        state.tool_threads = ToolThreads(size=settings.AGENT_TOOL_THREADS, around=_with_own_connections)
+    return state.tool_threads.runner(function)
+
+
+def _with_own_connections(call: Callable[[], Any]) -> Any:
+    """A tool's database work in its thread, with connections cared for as a request's are."""
+    close_old_connections()
+    try:
+        return call()
+    finally:
+        close_old_connections()
 
 
 def _title_config(conversation: Conversation, question: Message, model_config: ModelConfig) -> ModelConfig | None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from time import sleep
 
 from agent_runtime.assistants import Assistant, tool
 from conversations.models import Conversation
 
 MCP_SERVER = Path(__file__).with_name("mcp_server.py")
+LEAKY_URL = "https://api.example.invalid/v1/orders?api_key=sk_live_SECRET123"
+"""What a failing upstream call's exception names: a URL with its key."""
 SHOP_INSTRUCTIONS = "You answer questions about the user's own notes. Never reveal anyone else's."
 
 
@@ -39,7 +42,7 @@ class Shop(Assistant):
     @tool
     def explode(self) -> str:
         """Always fails."""
-        raise RuntimeError("the warehouse is on fire")
+        raise RuntimeError(f"the warehouse is on fire for url '{LEAKY_URL}'")
 
 
 class Counter(Assistant):
@@ -67,3 +70,17 @@ class Refunds(Assistant):
     def pay(self, amount: int) -> str:
         """Pay an amount; over 100 it needs approval."""
         return f"paid {amount}"
+
+
+class Upstream(Assistant):
+    """A sync tool waiting on a slow upstream service (as a blocking HTTP call would)."""
+
+    id = "upstream"
+    name = "Upstream"
+    instructions = "You look orders up in the upstream service."
+
+    @tool
+    def look_up(self, seconds: float) -> str:
+        """Ask the upstream service, which takes the given number of seconds to answer."""
+        sleep(seconds)  # a module global, so that a test can hold the call instead
+        return f"upstream answered after {seconds:g} s"

@@ -4,17 +4,21 @@ reach the model, its tool steps stream like the arithmetic ones, a removed one i
 from __future__ import annotations
 
 import json
+import re
+import threading
 
 import pytest
 from channels.db import database_sync_to_async
 from django.test import Client
 
+from agent_runtime.errors import TOOL_FAILED
 from agent_runtime.llm import ModelConfig
 from conversations import protocol
 from conversations.assistants import assistant_registry
 from conversations.builtin_assistants import HistoryAssistant
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.sending import ASSISTANT_UNAVAILABLE
+from tests.assistants import example
 from tests.assistants.example import SHOP_INSTRUCTIONS
 from tests.fake_openai import StreamResponse, content_chunks, tool_calls_chunks
 from tests.support.answers import wait_until_answered
@@ -127,7 +131,7 @@ async def test_an_async_tools_steps_reach_two_tabs_and_the_sse_stream(shop, alic
 
 
 @pytest.mark.asyncio
-async def test_a_tool_that_raises_becomes_a_tool_error_and_the_run_completes(shop, alice):
+async def test_a_tool_that_raises_becomes_a_generic_tool_error_and_the_detail_goes_to_the_log(shop, alice, caplog):
     shop.enqueue(
         StreamResponse(tool_calls_chunks([("c1", "explode", ["{}"])])),
         StreamResponse(content_chunks(["It failed."])),
@@ -135,10 +139,45 @@ async def test_a_tool_that_raises_becomes_a_tool_error_and_the_run_completes(sho
     seen = await ask_in_new_conversation(alice, "Explode")
 
     result = next(e for e in seen if e["type"] == "tool_result")
-    assert result["error"] == "the warehouse is on fire"
+    error_id = re.fullmatch(re.escape(TOOL_FAILED).replace(r"\{error_id\}", "([0-9a-f]{12})"), result["error"])[1]
     assert seen[-1]["status"] == "completed"
     follow_up = json.dumps(shop.requests[1]["messages"])
-    assert "Error: the warehouse is on fire" in follow_up
+    assert f"Error: {result['error']}" in follow_up
+    answer = await database_sync_to_async(Message.objects.get)(run_id=seen[0]["run_id"], role="assistant")
+    assert answer.tool_steps[0]["error"] == result["error"]
+    # The tabs, the model and storage never see the exception's text; the log has it, its secret redacted.
+    for seen_by in (json.dumps(seen), follow_up, json.dumps(answer.tool_steps)):
+        assert "warehouse" not in seen_by and "SECRET" not in seen_by
+    logged = [r.getMessage() for r in caplog.records if error_id in r.getMessage()]
+    assert len(logged) == 1
+    assert "the warehouse is on fire for url 'https://api.example.invalid/v1/orders?[redacted]'" in logged[0]
+    assert "SECRET" not in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_a_blocked_sync_tool_neither_outlives_the_deadline_nor_holds_up_storing_or_snapshots(
+    shop, alice, bob, settings, monkeypatch
+):
+    released = threading.Event()
+    monkeypatch.setattr(example, "sleep", lambda _seconds: released.wait(60))
+    settings.AGENT_ASSISTANTS = ["tests.assistants.example.Upstream"]
+    settings.AGENT_RUN_TIMEOUT = 1
+    shop.enqueue(StreamResponse(tool_calls_chunks([("c1", "look_up", ['{"seconds": 30}'])])))
+    try:
+        seen = await ask_in_new_conversation(alice, "Look it up")
+        # Meanwhile the tool's thread is still blocked; another user's socket is served at once.
+        conversation = await database_sync_to_async(Conversation.objects.create)(owner=bob)
+        tab, connected, _ = await open_tab(conversation.pk, bob)
+        snapshot = await tab.receive()
+        await tab.close()
+    finally:
+        released.set()
+
+    assert [e["type"] for e in seen][-2:] == ["error", "done"]
+    assert seen[-2]["code"] == "timeout"
+    answer = await database_sync_to_async(Message.objects.get)(run_id=seen[0]["run_id"], role="assistant")
+    assert answer.status == "error"
+    assert connected and snapshot["type"] == "snapshot"
 
 
 @pytest.mark.asyncio
