@@ -8,8 +8,12 @@ recorded (`TranscriptRead`), and only superusers see that record, which nobody c
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
@@ -40,10 +44,33 @@ class LastStatusFilter(admin.SimpleListFilter):
         return queryset
 
 
+class DateBarChangeList(ChangeList):
+    """Django's list, where the date bar's last year is a bad parameter rather than a 500.
+
+    For `?created__year=9999` Django computes the next year (or month, or day), past the calendar.
+    """
+
+    def get_filters(self, request: HttpRequest) -> tuple:
+        years = self.get_filters_params().get(f"{self.date_hierarchy}__year") if self.date_hierarchy else None
+        if years and _year(years[-1]) >= dt.MAXYEAR:
+            raise IncorrectLookupParameters(f"The date bar ends before the year {dt.MAXYEAR}.")
+        return super().get_filters(request)
+
+
+def _year(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        return 0  # Django refuses it itself
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Nobody adds, changes or deletes these rows here, superusers included."""
 
     actions = None
+
+    def get_changelist(self, request: HttpRequest, **kwargs: object) -> type[ChangeList]:
+        return DateBarChangeList
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -1,9 +1,11 @@
 """Finding what to review: the conversation list's filters and its search over messages and tool steps.
 
-Tool steps are a JSON list per message. They are searched as JSON text (`Cast` to text, then
-`icontains`), which works alike on SQLite and PostgreSQL: a tool name matches `"name": "<name>"`
-and a failed step holds `"error": "`. The two databases write JSON text differently (SQLite keeps
-`\\u00e9` escapes, PostgreSQL writes `é`), so a term is looked for in both spellings.
+Tool steps are a JSON list per message. Search treats them as JSON text (`Cast` to text, then
+`icontains`), which works alike on SQLite and PostgreSQL; a failed step holds `"error": "`. The two
+databases write JSON text differently (SQLite keeps `\\u00e9` escapes, PostgreSQL writes `é`), so a
+term is looked for in both spellings. The "tool used" filter instead compares each step's `name`
+exactly (`HasToolStepNamed`): a reader without `view_message` must not learn, by filtering, what a
+tool's arguments or results hold.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin
-from django.db.models import Exists, OuterRef, Q, QuerySet, TextField
+from django.contrib.auth import get_user_model
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import BooleanField, Exists, Expression, F, Func, OuterRef, Q, QuerySet, TextField, Value
 from django.db.models.functions import Cast
+from django.db.models.sql.compiler import SQLCompiler
 from django.http import HttpRequest
 from django.utils.text import smart_split, unescape_string_literal
 
@@ -21,6 +26,8 @@ from review.transcripts import assistant_name
 
 TOOL_NAMES_SCANNED = 2000
 """The latest answers with tool steps whose tool names the "tool used" filter offers."""
+LARGEST_ID = 2**63 - 1
+"""The largest primary key the databases hold (a `BigAutoField`)."""
 
 
 def messages_with_steps_text() -> QuerySet[Message]:
@@ -41,7 +48,37 @@ def steps_text_contains(patterns: set[str]) -> Q:
     return query
 
 
-def conversations_with_message(query: Q, *, steps: bool = False) -> Exists:
+class HasToolStepNamed(Func):
+    """Whether a message's tool steps (a JSON list) hold a step whose `name` is exactly `name`.
+
+    Only the steps' own names count: an argument or a result holding `"name": ...` never matches.
+    """
+
+    arity = 2
+    output_field = BooleanField()
+
+    def __init__(self, name: str) -> None:
+        super().__init__(F("tool_steps"), Value(name))
+
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: object) -> tuple[str, list]:
+        """SQLite: one row per step (`json_each`); a step that is no object has no name."""
+        (steps, steps_params), (name, name_params) = (compiler.compile(e) for e in self.get_source_expressions())
+        sql = (
+            f"EXISTS (SELECT 1 FROM json_each({steps}) AS step WHERE json_type({steps}) = 'array' AND "
+            f"CASE WHEN step.type = 'object' THEN json_extract(step.value, '$.name') END = {name})"
+        )
+        return sql, [*steps_params, *steps_params, *name_params]
+
+    def as_postgresql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: object
+    ) -> tuple[str, list]:
+        """PostgreSQL: the list contains `[{"name": name}]`."""
+        (steps, steps_params), (name, name_params) = (compiler.compile(e) for e in self.get_source_expressions())
+        sql = f"({steps} @> jsonb_build_array(jsonb_build_object('name', ({name})::text)))"
+        return sql, [*steps_params, *name_params]
+
+
+def conversations_with_message(query: Q | Expression, *, steps: bool = False) -> Exists:
     """Conversations having a message matching `query` (which may use `steps_text` when `steps`)."""
     messages = messages_with_steps_text() if steps else Message.objects.all()
     return Exists(messages.filter(query, conversation=OuterRef("pk")))
@@ -62,23 +99,39 @@ def search_conversations(queryset: QuerySet[Conversation], search: str, *, in_me
 
 
 class OwnerFilter(admin.SimpleListFilter):
-    """One user's conversations (`?owner=<id>`, linked from the user's admin page); listed only when chosen."""
+    """One user's conversations (`?owner=<id>`, linked from the user's admin page); listed only when chosen.
+
+    The chosen user is named only if they own a conversation the reader may list (whose username the
+    list shows anyway): any other id, a staff account's or nobody's, names nobody and lists nothing.
+    """
 
     title = "owner"
     parameter_name = "owner"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        value = self.value()
-        if not value or not value.isdigit():
+        owner_id = self.owner_id()
+        if owner_id is None:
             return []
-        owner = Conversation._meta.get_field("owner").related_model.objects.filter(pk=value).first()
-        return [(value, owner.get_username())] if owner is not None else []
+        listed = model_admin.get_queryset(request).filter(owner=OuterRef("pk"))
+        owner = get_user_model().objects.filter(Exists(listed), pk=owner_id).first()
+        return [(str(owner_id), owner.get_username())] if owner is not None else []
+
+    def has_output(self) -> bool:
+        """Shown, and so applied, whenever an owner is chosen: one the reader may not see lists nothing."""
+        return self.value() is not None
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        value = self.value()
-        if value:
-            return queryset.filter(owner_id=value) if value.isdigit() else queryset.none()
+        if self.value():
+            owner_id = self.owner_id()
+            return queryset.filter(owner_id=owner_id) if owner_id is not None else queryset.none()
         return queryset
+
+    def owner_id(self) -> int | None:
+        """The chosen user's id, or None when the value is none (`²`, `-1` and `1e3` are none)."""
+        value = self.value() or ""
+        if not (value.isascii() and value.isdigit()) or int(value) > LARGEST_ID:
+            return None
+        return int(value)
 
 
 class AssistantFilter(admin.SimpleListFilter):
@@ -132,7 +185,7 @@ class AnswerStatusFilter(admin.SimpleListFilter):
 
 
 class ToolUsedFilter(admin.SimpleListFilter):
-    """Conversations in which the agent called one tool."""
+    """Conversations in which the agent called one tool: its exact name, or nothing."""
 
     title = "tool used"
     parameter_name = "tool"
@@ -142,8 +195,7 @@ class ToolUsedFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if self.value():
-            named = {f'"name": "{spelling}"' for spelling in json_spellings(self.value())}
-            return queryset.filter(conversations_with_message(steps_text_contains(named), steps=True))
+            return queryset.filter(conversations_with_message(HasToolStepNamed(self.value())))
         return queryset
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -24,10 +24,17 @@ if TYPE_CHECKING:
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
+FIRST_DAY = dt.date(2000, 1, 1)
+LAST_DAY = dt.date(2099, 12, 31)
+"""The days a period may hold: far from the calendar's ends, where a day's end or a time zone overflows."""
 PRESET_DAYS = (7, 30, 90)
 TOP_ROWS = 8
 PERIOD_TOO_LONG = f"A period is at most {MAX_DAYS} days."
 PERIOD_BACKWARDS = "The period ends before it starts."
+DATE_MALFORMED = "The {which} date is not a date: write it as YYYY-MM-DD."
+DATE_OUT_OF_RANGE = f"The {{which}} date is not between {FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}."
+SPREADSHEET_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet reads as the start of a formula, as OWASP lists it ("CSV Injection")."""
 VIEW_MESSAGE = "conversations.view_message"
 
 
@@ -57,14 +64,31 @@ def transcript_view(model_admin: ModelAdmin, request: HttpRequest, conversation:
     return TemplateResponse(request, "admin/conversations/conversation/transcript.html", context)
 
 
+def day_field(which: str) -> forms.DateField:
+    """A day of the period (`which` is "start" or "end"), blank for the default."""
+    return forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": DATE_MALFORMED.format(which=which)},
+    )
+
+
 class UsagePeriodForm(forms.Form):
     """The period the usage page shows: from `start` to `end`, both days included."""
 
-    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    start = day_field("start")
+    end = day_field("end")
+
+    def clean_start(self) -> dt.date | None:
+        return _day_in_range(self.cleaned_data["start"], which="start")
+
+    def clean_end(self) -> dt.date | None:
+        return _day_in_range(self.cleaned_data["end"], which="end")
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        if not {"start", "end"} <= data.keys():
+            return data  # a day is already refused
         start, end = self.period()
         if end < start:
             raise forms.ValidationError(PERIOD_BACKWARDS)
@@ -73,43 +97,82 @@ class UsagePeriodForm(forms.Form):
         return data
 
     def period(self) -> tuple[dt.date, dt.date]:
-        """The chosen days; the last `DEFAULT_DAYS` days by default (or when the choice is invalid)."""
+        """The chosen days; the last `DEFAULT_DAYS` days by default."""
         data = getattr(self, "cleaned_data", {})
         end = data.get("end") or timezone.localdate()
         start = data.get("start") or end - dt.timedelta(days=DEFAULT_DAYS - 1)
         return start, end
 
+    def problem(self) -> str:
+        """What is wrong with the chosen period, in one text."""
+        return " ".join(dict.fromkeys(str(error) for errors in self.errors.values() for error in errors))
+
+
+def _day_in_range(day: dt.date | None, *, which: str) -> dt.date | None:
+    if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+        raise forms.ValidationError(DATE_OUT_OF_RANGE.format(which=which))
+    return day
+
 
 def usage_view(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
-    """Tokens, answers, rates and the slowest answers over a period: charts and tables, or `?format=csv`."""
+    """Tokens, answers, rates and the slowest answers over a period: charts and tables, or `?format=csv`.
+
+    A period it cannot show (a malformed or out-of-range day, backwards, too long) is a 400 saying why.
+    """
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
-    form = UsagePeriodForm(request.GET or None)
-    start, end = form.period() if form.is_valid() or not form.is_bound else UsagePeriodForm().period()
-    if request.GET.get("format") == "csv":
+    form = UsagePeriodForm(request.GET)
+    as_csv = request.GET.get("format") == "csv"
+    if not form.is_valid():
+        if as_csv:
+            return HttpResponseBadRequest(form.problem(), content_type="text/plain; charset=utf-8")
+        return usage_page(model_admin, request, report=None, problem=form.problem(), status=400)
+    start, end = form.period()
+    if as_csv:
         return usage_csv_response(start=start, end=end)
-    report = usage_report(start=start, end=end)
+    return usage_page(model_admin, request, report=usage_report(start=start, end=end))
+
+
+def usage_page(
+    model_admin: ModelAdmin, request: HttpRequest, *, report: UsageReport | None, problem: str = "", status: int = 200
+) -> TemplateResponse:
+    """The usage page: the report's figures, or instead the `problem` with the period asked for."""
     today = timezone.localdate()
+    start, end = (report.start, report.end) if report is not None else UsagePeriodForm().period()
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.model._meta,
         "is_nav_sidebar_enabled": False,
         "title": "Usage",
-        "form": form,
+        "problem": problem,
+        "start": start,
+        "end": end,
         "report": report,
-        "charts": usage_charts(report),
+        "charts": usage_charts(report) if report is not None else None,
         "presets": [(days, today - dt.timedelta(days=days - 1), today) for days in PRESET_DAYS],
         "changelist_url": reverse("admin:conversations_conversation_changelist"),
     }
-    return TemplateResponse(request, "admin/conversations/usage.html", context)
+    return TemplateResponse(request, "admin/conversations/usage.html", context, status=status)
 
 
 def usage_csv_response(*, start: dt.date, end: dt.date) -> HttpResponse:
     """The period's figures per day, user, assistant and model, as a CSV download."""
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="usage-{start.isoformat()}-{end.isoformat()}.csv"'
-    csv.writer(response).writerows(usage_csv_rows(start=start, end=end))
+    rows = usage_csv_rows(start=start, end=end)
+    csv.writer(response).writerows([spreadsheet_safe(cell) for cell in row] for row in rows)
     return response
+
+
+def spreadsheet_safe(cell: object) -> object:
+    """A text cell a spreadsheet would run as a formula (`+1+1`, `=HYPERLINK(...)`) behind a `'`.
+
+    Only text: the number columns hold the integers the database summed, which a spreadsheet reads as
+    numbers, a negative one included, so they are written as they are.
+    """
+    if isinstance(cell, str) and cell.startswith(SPREADSHEET_FORMULA_STARTS):
+        return f"'{cell}"
+    return cell
 
 
 def usage_charts(report: UsageReport) -> dict[str, Chart]:
