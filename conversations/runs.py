@@ -41,7 +41,7 @@ from conversations.assistants import assistant_model_config
 from conversations.event_log import get_event_log
 from conversations.models import Conversation, Message
 from conversations.process import process_state
-from conversations.selectors import message_list, message_payload
+from conversations.selectors import message_list, message_payload, run_events_resumed
 from conversations.services import (
     RUN_INTERRUPTED,
     RUN_NOT_STORED,
@@ -93,7 +93,8 @@ def active_run_get(conversation_id: int) -> ActiveRun | None:
 
 
 async def conversation_snapshot(conversation: Conversation) -> dict[str, Any]:
-    """The stored messages, and the events so far of the run streaming now (on any process)."""
+    """The stored messages, and the events so far of the run streaming now (on any process), always
+    from its `run_started`: rebuilt from storage when the run's log lost its first events (`head_lost`)."""
     messages = await database_sync_to_async(message_list)(
         conversation=conversation, limit=settings.SNAPSHOT_MAX_MESSAGES
     )
@@ -104,6 +105,9 @@ async def conversation_snapshot(conversation: Conversation) -> dict[str, Any]:
         still_streaming = logged and logged[-1]["type"] != events.DONE
         if still_streaming or (last.status == Message.Status.GENERATING and not logged):
             active_run = {"run_id": last.run_id, "events": logged}
+            if not logged or logged[0]["type"] != events.RUN_STARTED:
+                resumed = await database_sync_to_async(run_events_resumed)(answer=last, logged=logged)
+                active_run = {"run_id": last.run_id, "events": resumed, "head_lost": True}
     return protocol.snapshot_frame(messages=[message_payload(m) for m in messages], active_run=active_run)
 
 

@@ -15,6 +15,8 @@ from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils.crypto import constant_time_compare
 
+from agent_runtime import events
+from agent_runtime.events import Event
 from agent_runtime.history import ASSISTANT, USER, HistoryTurn
 from conversations.branches import branch_ids
 from conversations.models import Conversation, Feedback, Message
@@ -159,6 +161,48 @@ def message_payload(message: Message) -> dict[str, Any]:
         "parent_id": message.parent_id,
         "versions": getattr(message, "versions", None) or [message.pk],
     }
+
+
+def run_events_resumed(*, answer: Message, logged: list[Event]) -> list[Event]:
+    """The events to show of a streaming answer whose log lost its first ones (Redis restarted, evicted
+    it or failed over): its `run_started` rebuilt from storage, then what the logged events add to the
+    answer stored so far (`content` and `tool_steps`, recorded at each heartbeat), which a tab shows
+    first. Calls already stored lose their `tool_start` and `tool_args`, and the logged `token`s the
+    text the stored answer holds already (`_overlap`)."""
+    question = Message.objects.filter(pk=answer.parent_id, role=Message.Role.USER).first()
+    start = events.run_started(run_id=answer.run_id, model=answer.model, seq=1)
+    if question is not None:
+        start["user_message"] = {"id": question.pk, "content": question.content, "client_id": question.client_id}
+    stored_calls = {step.get("call_id") for step in answer.tool_steps or ()}
+    repeated = _overlap(answer.content, "".join(e["text"] for e in logged if e["type"] == events.TOKEN))
+    resumed: list[Event] = [start]
+    for event in logged:
+        if event["type"] in (events.TOOL_START, events.TOOL_ARGS) and event["call_id"] in stored_calls:
+            continue
+        if event["type"] == events.TOKEN and repeated:
+            cut = min(repeated, len(event["text"]))
+            repeated -= cut
+            if cut == len(event["text"]):
+                continue
+            event = events.token(run_id=event["run_id"], text=event["text"][cut:], seq=event["seq"])
+        resumed.append(event)
+    return resumed
+
+
+def _overlap(stored: str, logged: str) -> int:
+    """How much of `logged` (the text a log kept) `stored` (the answer stored so far) holds already: the
+    most where `stored`, from some point to its end, and the start of `logged` agree. The stored answer
+    may be ahead of the log (text still waiting to be relayed): then all of `logged` is in it."""
+    if not logged:
+        return 0
+    probe = logged[:16]  # most candidates differ early: rule them out without copying much
+    start = stored.find(logged[0])
+    while start != -1:
+        common = min(len(logged), len(stored) - start)
+        if stored.startswith(probe[:common], start) and stored.startswith(logged[:common], start):
+            return common
+        start = stored.find(logged[0], start + 1)
+    return 0
 
 
 def stale_runs(*, stale_before: datetime) -> list[Message]:

@@ -159,9 +159,11 @@ export class ChatModel {
     const active = snapshot && snapshot.active_run;
     if (active && typeof active.run_id === "string" && active.run_id) {
       const runId = active.run_id;
-      // The stored assistant message of the active run may hold stale content: rebuild it from the events.
+      // The stored assistant message of the active run may hold stale content: rebuild it from the events,
+      // unless its log lost its first events (`head_lost`): then they carry on from the stored answer.
       const msg = this._runMessage(runId);
-      Object.assign(msg, { text: "", tools: [], usage: {}, toolsUsed: [], error: null, status: GENERATING });
+      const base = active.head_lost === true ? {} : { text: "", tools: [], usage: {}, toolsUsed: [] };
+      Object.assign(msg, base, { error: null, status: GENERATING });
       this.activeRunId = runId;
       const events = (Array.isArray(active.events) ? active.events : [])
         .filter((e) => isRunEvent(e) && e.run_id === runId)

@@ -7,7 +7,7 @@
 // compares its declarations with the server's.
 //
 // Server -> browser frames:
-//   * {"type": "snapshot", "messages": [...], "active_run": null | {"run_id", "events": [...]}}
+//   * {"type": "snapshot", "messages": [...], "active_run": null | {"run_id", "events": [...], "head_lost"?}}
 //   * run events: {"type", "run_id", "seq", ...}; seq is 1, 2, 3, ... per run, no gaps.
 //   * direct errors to one socket (no run_id / seq): {"type": "error", "code", "message"}
 // Browser -> server frames: send / stop / sync / approval (see the builders below).
