@@ -137,19 +137,25 @@ async def assistants_list(request: HttpRequest) -> list[dict[str, Any]]:
 
 @api.get(
     "/conversations/",
-    response={200: list[ConversationOut], 401: ErrorOut},
+    response={200: list[ConversationOut], (400, 401): ErrorOut},
     tags=["conversations"],
     operation_id="listConversations",
 )
 async def conversations_list(
     request: HttpRequest,
-    q: Annotated[str, Query(description="Words that the title or a message must all hold (any case).")] = "",
+    q: Annotated[
+        str, Query(description="Words that the title or a message must all hold (any case); 12 at most by default.")
+    ] = "",
 ) -> list[dict[str, Any]]:
     """The caller's conversations, most recently updated first (at most 100); with `q`, those whose
-    title or messages hold every word of it."""
-    conversations = await database_sync_to_async(conversation_list_recent)(
-        user=_user(request), limit=CONVERSATION_LIST_LIMIT, query=q
-    )
+    title or messages hold every word of it. Refused with 400 `bad_request` for a `q` of more than
+    `SEARCH_MAX_WORDS` words or `SEARCH_MAX_CHARS` characters (by default 12 and 200)."""
+    try:
+        conversations = await database_sync_to_async(conversation_list_recent)(
+            user=_user(request), limit=CONVERSATION_LIST_LIMIT, query=q
+        )
+    except Refused as refused:
+        raise refused_error(refused) from None
     return [_conversation_out(c) for c in conversations]
 
 

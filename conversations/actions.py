@@ -37,6 +37,7 @@ NO_SUCH_MESSAGE = "No such message in your conversations."
 NO_SUCH_APPROVAL = approvals.NO_SUCH_APPROVAL
 ALREADY_DECIDED_TEXT = approvals.ALREADY_DECIDED
 BAD_DECISION = approvals.BAD_DECISION
+SEARCH_TOO_LONG = "A search takes at most {words} words and {chars} characters: shorten it and search again."
 
 
 class Refused(Exception):
@@ -55,6 +56,19 @@ def text_check(*, field: str, value: str) -> None:
     what = unstorable_character(value)
     if what is not None:
         raise Refused(BAD_REQUEST, UNSTORABLE_TEXT.format(field=field, what=what))
+
+
+def search_check(*, query: str) -> list[str]:
+    """The one gate for a search (`?q=`, the sidebar, the History assistant): its words, or Refused
+    `bad_request` past `SEARCH_MAX_CHARS` or `SEARCH_MAX_WORDS`. Every word costs the query built
+    from it, so this runs before any is built; the length first, so a huge one is never even split."""
+    query = query.strip()
+    too_long = len(query) > settings.SEARCH_MAX_CHARS
+    words = [] if too_long else query.split()
+    if too_long or len(words) > settings.SEARCH_MAX_WORDS:
+        limits = {"words": settings.SEARCH_MAX_WORDS, "chars": settings.SEARCH_MAX_CHARS}
+        raise Refused(BAD_REQUEST, SEARCH_TOO_LONG.format(**limits))
+    return words
 
 
 async def create_conversation(*, owner: AbstractBaseUser, assistant_id: str | None = None) -> Conversation:

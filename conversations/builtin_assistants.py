@@ -12,8 +12,10 @@ from datetime import datetime
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.timesince import timesince
+from langchain_core.tools import ToolException
 
 from agent_runtime.assistants import Assistant, tool
+from conversations.actions import Refused, search_check
 from conversations.models import Conversation, Message
 
 SEARCH_LIMIT = 10
@@ -41,8 +43,11 @@ class HistoryAssistant(Assistant):
 
     @tool
     def search_my_conversations(self, query: str) -> str:
-        """Search the user's earlier conversations (titles and messages) for words; most recent first."""
-        words = query.split()
+        """Search the user's earlier conversations (titles and messages) for a few words; most recent first."""
+        try:
+            words = search_check(query=query)
+        except Refused as refused:
+            raise ToolException(refused.message) from None  # told to the model as it is: it can search again
         if not words:
             return EMPTY_QUERY
         in_title, in_text = Q(), Q()

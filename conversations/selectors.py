@@ -54,8 +54,13 @@ def conversation_list_for_page(
 
 
 def conversation_search(*, conversations: QuerySet[Conversation], query: str) -> QuerySet[Conversation]:
-    """Those of `conversations` whose title or a message holds every word of `query`, case-insensitively."""
-    for word in query.split():
+    """Those of `conversations` whose title or a message holds every word of `query`, case-insensitively.
+
+    Refused `bad_request` past the search bounds (`actions.search_check`), before any filter is built.
+    """
+    from conversations.actions import search_check  # actions reads through this module
+
+    for word in search_check(query=query):
         in_messages = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=word)
         conversations = conversations.filter(Q(title__icontains=word) | Exists(in_messages))
     return conversations

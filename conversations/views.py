@@ -34,10 +34,16 @@ NO_SUCH_CONVERSATION = "No such conversation."
 
 @login_required
 def conversation_list(request: HttpRequest) -> HttpResponse:
-    """The user's conversations, newest first; with `?q=`, those holding every word of it."""
+    """The user's conversations, newest first; with `?q=`, those holding every word of it.
+
+    A search past the bounds gets the page with what to do instead of results (400)."""
     query = request.GET.get("q", "").strip()
-    conversations = conversation_list_for_page(user=request.user, query=query)
-    context = {"conversations": conversations, "assistants": _assistant_choices(), "query": query}
+    context = {"assistants": _assistant_choices(), "query": query}
+    try:
+        context["conversations"] = conversation_list_for_page(user=request.user, query=query)
+    except Refused as refused:
+        context.update(conversations=[], search_refused=refused.message)
+        return render(request, "conversations/conversation_list.html", context, status=400)
     return render(request, "conversations/conversation_list.html", context)
 
 
@@ -96,12 +102,16 @@ def conversation_remove(request: HttpRequest, conversation_id: int) -> HttpRespo
 
 @login_required
 def conversation_search_results(request: HttpRequest) -> JsonResponse:
-    """The sidebar's search as the user types: `{"conversations": [{id, title, url}]}`, newest first."""
+    """The sidebar's search as the user types: `{"conversations": [{id, title, url}]}`, newest first;
+    past the search bounds, 400 `{"error": {"code": "bad_request", "message": ...}}`, shown instead."""
     query = request.GET.get("q", "").strip()
     open_id = request.GET.get("open", "")
-    conversations = conversation_list_for_page(
-        user=request.user, query=query, open_id=int(open_id) if open_id.isdigit() and len(open_id) < 19 else None
-    )
+    try:
+        conversations = conversation_list_for_page(
+            user=request.user, query=query, open_id=int(open_id) if open_id.isdigit() and len(open_id) < 19 else None
+        )
+    except Refused as refused:
+        return JsonResponse({"error": {"code": refused.code, "message": refused.message}}, status=400)
     found = [
         {"id": c.pk, "title": c.title or "New conversation", "url": reverse("conversation_detail", args=[c.pk])}
         for c in conversations[:SEARCH_RESULTS_LIMIT]

@@ -3,7 +3,8 @@
 // - Rename inline: click the chat header's title (or its pencil), type, Enter saves
 //   (PATCH /api/conversations/<id> with the session cookie and X-CSRFToken), Esc cancels.
 //   The sidebar row and the document title follow.
-// - The sidebar's search box filters the list as the user types (GET /conversations/search/?q=).
+// - The sidebar's search box filters the list as the user types (GET /conversations/search/?q=);
+//   a search past the bounds (400 bad_request) shows the server's message instead of results.
 // - The chat header's menu (export, delete) closes on a click elsewhere or Esc.
 // - Buttons with data-copy-target copy that element's text (the new API token).
 
@@ -135,6 +136,7 @@ class SidebarSearch {
     this.form = doc.querySelector("[data-side-search]");
     this.list = doc.querySelector("[data-side-list]");
     this.noMatch = doc.querySelector("[data-side-no-match]");
+    this.refusedNote = doc.querySelector("[data-side-refused]");
     this.openId = (doc.querySelector('[data-testid="conversation-link"][aria-current="page"]') || { dataset: {} })
       .dataset.conversationId;
     this.timer = null;
@@ -165,18 +167,29 @@ class SidebarSearch {
     const asked = ++this.asked;
     const params = new URLSearchParams({ q: query.trim() });
     if (this.openId) params.set("open", this.openId);
-    let found;
+    let response, body;
     try {
-      const response = await fetch(`${this.url}?${params}`, { credentials: "same-origin" });
-      if (!response.ok) return;
-      found = (await response.json()).conversations;
+      response = await fetch(`${this.url}?${params}`, { credentials: "same-origin" });
+      body = await response.json();
     } catch (_) {
       return;
     }
-    if (asked === this.asked) this.show(found);
+    if (asked !== this.asked) return;
+    if (response.ok) this.show(body.conversations);
+    else if (response.status === 400 && body.error) this.refuse(body.error.message);
+  }
+
+  refuse(message) {
+    for (const row of this.list.children) row.hidden = true;
+    if (this.noMatch) this.noMatch.hidden = true;
+    if (this.refusedNote) {
+      this.refusedNote.textContent = message;
+      this.refusedNote.hidden = false;
+    }
   }
 
   show(found) {
+    if (this.refusedNote) this.refusedNote.hidden = true;
     const rows = new Map();
     for (const link of this.list.querySelectorAll('[data-testid="conversation-link"]')) {
       rows.set(link.dataset.conversationId, link.closest("li"));
