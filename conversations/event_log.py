@@ -14,6 +14,7 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.exceptions import ResponseError
 
 from agent_runtime.events import Event
 from conversations.process import process_state
@@ -21,6 +22,8 @@ from conversations.process import process_state
 KEY_PREFIX = "agentchat:run:"
 LIVE_TTL_SECONDS = 24 * 3600
 DONE_TTL_SECONDS = 600
+XADD_ID_TAKEN = "The ID specified in XADD is equal or smaller than the target stream top item"
+"""Redis's refusal of an entry whose id is not above the stream's last: that `seq` is logged already."""
 
 
 class RunEventLog(Protocol):
@@ -59,7 +62,8 @@ class MemoryEventLog:
 
 
 class RedisEventLog:
-    """A Redis Stream per run: `XADD` per event, `XRANGE` to read, `EXPIRE` after `done`."""
+    """A Redis Stream per run: `XADD` per event (its id the event's `seq`), `XRANGE` to read, `EXPIRE`
+    after `done`."""
 
     def __init__(self, url: str) -> None:
         self._url = url
@@ -80,9 +84,15 @@ class RedisEventLog:
     async def append(self, run_id: str, event: Event, text: str) -> None:
         key = KEY_PREFIX + run_id
         async with self._client().pipeline(transaction=False) as pipe:
-            pipe.xadd(key, {"e": text})
+            # The entry's id is the event's `seq`: appending it again (a retry after a dropped reply)
+            # is refused by Redis, so each `seq` is in the log once, and never after a later one.
+            pipe.xadd(key, {"e": text}, id=f"{event['seq']}-0")
             pipe.expire(key, LIVE_TTL_SECONDS)  # every write: a log recreated after it expired expires too
-            await pipe.execute()
+            try:
+                await pipe.execute()
+            except ResponseError as error:
+                if XADD_ID_TAKEN not in str(error):
+                    raise
 
     async def read(self, run_id: str) -> list[Event]:
         entries = await self._client().xrange(KEY_PREFIX + run_id)

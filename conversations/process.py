@@ -57,6 +57,9 @@ class ProcessState:
         """The run event logs, by `REDIS_URL` (empty for the in-memory one)."""
         self.tool_threads: ToolThreads | None = None
         """The threads sync tools run in (made at the first sync tool call, `runs.sync_tool_runner`)."""
+        self.publish_retries_paused_until = 0.0
+        """Loop time until which a failing event append or send is not retried: set when retries gave up,
+        so that a Redis that stays down slows each event by one failed attempt, not by every retry."""
         self.draining = False
         """No new work: set first by `shutdown` (the send path is to refuse runs while it is set)."""
         self.stopped = False
@@ -127,6 +130,7 @@ class ProcessState:
         if self.tool_threads is not None:
             self.tool_threads.shutdown()
             self.tool_threads = None
+        self.publish_retries_paused_until = 0.0
         self.draining = False
         self.stopped = False
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import os
 import socket
@@ -56,6 +57,10 @@ logger = logging.getLogger(__name__)
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:6]}"
 PERSIST_ATTEMPTS = 3
+PUBLISH_RETRY_DELAYS = (0.05, 0.2, 0.5)
+"""Seconds before each retry of an event's append or send that failed (a dropped connection reconnects)."""
+PUBLISH_RETRY_PAUSE_SECONDS = 5.0
+"""After retries gave up, failures are not retried for this long (Redis is down, not hiccuping)."""
 
 
 @dataclass
@@ -287,17 +292,37 @@ def relay_interval() -> float:
 
 
 async def publish_event(conversation_id: int, run_id: str, event: Event) -> None:
-    """Append an event to the run's log, then send it to the conversation's tabs (encoded once)."""
+    """Append an event to the run's log, then send it to the conversation's tabs (encoded once).
+
+    Each is retried (`PUBLISH_RETRY_DELAYS`) when it fails, as on a connection Redis dropped: the log
+    keeps each `seq` once whatever the retries (`event_log`), and tabs ignore a `seq` they have."""
     text = events.encode(event)
-    try:
-        await get_event_log().append(run_id, event, text)
-    except Exception:
-        logger.exception("logging an event of run %s failed", run_id)
-    try:
-        await get_channel_layer().group_send(protocol.group_name(conversation_id), protocol.run_event_message(text))
-    except Exception:
-        # Tabs that miss events see a gap in `seq`, or reconnect, and catch up from the log or storage.
-        logger.exception("relaying an event of run %s failed", run_id)
+    log, layer = get_event_log(), get_channel_layer()
+    await _with_retries(functools.partial(log.append, run_id, event, text), "logging", run_id, event)
+    # Past the retries, tabs that miss the event see a gap in `seq` and catch up from the log or storage.
+    message = protocol.run_event_message(text)
+    await _with_retries(
+        functools.partial(layer.group_send, protocol.group_name(conversation_id), message), "relaying", run_id, event
+    )
+
+
+async def _with_retries(attempt: Callable[[], Awaitable[Any]], doing: str, run_id: str, event: Event) -> None:
+    """`attempt()`, and again after each of `PUBLISH_RETRY_DELAYS` while it fails; logged if it never succeeds."""
+    state, loop = process_state(), asyncio.get_running_loop()
+    delays = PUBLISH_RETRY_DELAYS if loop.time() >= state.publish_retries_paused_until else ()
+    for number, delay in enumerate((0.0, *delays), start=1):
+        if delay:
+            await asyncio.sleep(delay)
+        try:
+            await attempt()
+        except Exception:
+            if number > len(delays):
+                logger.exception("%s event %s of run %s failed %d times; given up", doing, event["seq"], run_id, number)
+                state.publish_retries_paused_until = loop.time() + PUBLISH_RETRY_PAUSE_SECONDS
+            continue
+        if number > 1:
+            logger.warning("%s event %s of run %s succeeded at attempt %d", doing, event["seq"], run_id, number)
+        return
 
 
 def _interruption(active: ActiveRun, cancelled: Event) -> tuple[Event, Event]:
