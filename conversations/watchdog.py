@@ -71,7 +71,7 @@ async def _interrupt(message: Message, stale_before: datetime) -> bool:
     if active is not None and active.run_id == message.run_id:
         return False  # executing here: alive, only slow to beat
     logged = await runs.run_events_read(message.run_id)
-    content, steps = partial_answer(logged) if logged else (None, None)
+    content, steps = partial_answer_kept(message, logged)
     interrupt = database_sync_to_async(run_interrupt)
     try:
         changed = await interrupt(message_id=message.pk, stale_before=stale_before, content=content, tool_steps=steps)
@@ -95,6 +95,21 @@ async def _interrupt(message: Message, stale_before: datetime) -> bool:
         await runs.publish_event(message.conversation_id, message.run_id, event)
     await get_event_log().finish(message.run_id)
     return True
+
+
+def partial_answer_kept(message: Message, logged: list[Event]) -> tuple[str | None, list[dict[str, Any]] | None]:
+    """What to store of a dead run, beyond what its heartbeat stored (None: keep the stored).
+
+    The answer rebuilt from the run's log replaces the stored one only when the log is whole (it begins
+    with `run_started`) and extends the stored text: a log that Redis lost and began again mid-run
+    holds only a tail, which must never overwrite the text the heartbeat already saved.
+    """
+    if not logged or logged[0]["type"] != events.RUN_STARTED:
+        return None, None
+    content, steps = partial_answer(logged)
+    if not content.startswith(message.content) or len(steps) < len(message.tool_steps or ()):
+        return None, None
+    return content, steps
 
 
 def partial_answer(logged: list[Event]) -> tuple[str, list[dict[str, Any]]]:

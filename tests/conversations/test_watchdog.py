@@ -70,3 +70,38 @@ async def test_a_run_that_still_beats_is_left_alone(conversation):
     assert await sweep_interrupted_runs() == 0
     await database_sync_to_async(message.refresh_from_db)()
     assert message.status == "generating"
+
+
+HEARTBEAT_TEXT = "1, 2, 3, ... 60, "
+TAIL_AFTER_LOSS = [  # what a log begun again mid-run holds (Redis lost the stream, appends went on)
+    events.token(run_id="dead", text="61, 62, ", seq=89),
+    events.token(run_id="dead", text="63, ", seq=90),
+]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("logged", "stored"),
+    [
+        (TAIL_AFTER_LOSS, HEARTBEAT_TEXT),  # a tail: never over the heartbeat's text
+        ([], HEARTBEAT_TEXT),  # no log at all
+        ([LOGGED[0], events.token(run_id="dead", text="1, 2", seq=2)], HEARTBEAT_TEXT),  # whole but shorter
+        ([LOGGED[0], events.token(run_id="dead", text="other text", seq=2)], HEARTBEAT_TEXT),  # disagrees
+        ([*LOGGED[:6], events.token(run_id="dead", text=HEARTBEAT_TEXT + "61, ", seq=7)], HEARTBEAT_TEXT + "61, "),
+    ],
+    ids=["tail-only", "no-log", "shorter", "disagrees", "extends"],
+)
+async def test_the_sweep_never_stores_less_than_the_heartbeat_did(conversation, settings, logged, stored):
+    message = await _dead_run(conversation, heartbeat_age=settings.RUN_STALE_SECONDS + 5)
+    steps = [{"call_id": "c1", "name": "add", "args": {"x": 1, "y": 2}, "output": 3}]
+    await database_sync_to_async(Message.objects.filter(pk=message.pk).update)(
+        content=HEARTBEAT_TEXT, tool_steps=steps
+    )
+    for event in logged:
+        await get_event_log().append("dead", event, events.encode(event))
+
+    assert await sweep_interrupted_runs() == 1
+
+    await database_sync_to_async(message.refresh_from_db)()
+    assert (message.status, message.content) == ("interrupted", stored)
+    assert message.tool_steps == steps
