@@ -47,6 +47,22 @@ async def test_a_socket_with_the_users_cookie_from_another_origin_is_refused(ser
     assert refused.value.response.status_code == 403
 
 
+@pytest.mark.parametrize(
+    "origin",
+    ["http://127.0.0.1:{other_port}", "https://127.0.0.1:{port}", "https://127.0.0.1", "http://localhost:{port}"],
+    ids=["another port", "another scheme", "another scheme and port", "another host name"],
+)
+async def test_a_socket_from_another_port_of_the_same_host_is_refused(server, alice, origin):
+    session, conversation = alice
+    origin = origin.format(port=server.port, other_port=server.port + 1)
+    headers = {"Cookie": session.cookie_header, "Origin": origin}
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(server.ws_url(conversation), additional_headers=headers, open_timeout=5)
+    assert refused.value.response.status_code == 403
+    async with connect(server.ws_url(conversation), additional_headers={**headers, "Origin": server.http_url}) as tab:
+        assert json.loads(await tab.recv())["type"] == "snapshot"  # the site's own origin still opens
+
+
 async def test_a_frame_over_one_mebibyte_is_refused_without_harm_to_others(server, alice):
     session, conversation = alice
     bystander = await LiveTab.open(server, session, conversation)
