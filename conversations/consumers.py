@@ -55,8 +55,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.close(code=protocol.CLOSE_UNAVAILABLE)
             return
         self.group = group
-        self.sync_times: deque[float] = deque()
-        self.sync_pending: asyncio.Task[None] | None = None
+        self.snapshot_asks: deque[float] = deque()  # when this tab sent the frames that cost snapshots
+        self.snapshot_pending: asyncio.Task[None] | None = None
+        self.sync_due = False
+        self.branch_due: dict[str, Any] | None = None  # the last `branch` frame not served yet
         self.last_snapshot = 0.0
         self.session_checked = float("-inf")  # the first frame is checked
         await self.accept()
@@ -65,7 +67,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         """Leave the group; a run this tab started goes on."""
-        for task in (getattr(self, "session_watch", None), getattr(self, "sync_pending", None)):
+        for task in (getattr(self, "session_watch", None), getattr(self, "snapshot_pending", None)):
             if task is not None:
                 task.cancel()
         if getattr(self, "group", None):
@@ -90,7 +92,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.handle_sync()
         elif kind == protocol.CLIENT_APPROVAL:
             await self.handle_approval(frame)
-        elif kind in (protocol.CLIENT_REGENERATE, protocol.CLIENT_EDIT, protocol.CLIENT_BRANCH):
+        elif kind == protocol.CLIENT_BRANCH:
+            await self.handle_branch(frame)
+        elif kind in (protocol.CLIENT_REGENERATE, protocol.CLIENT_EDIT):
             await self.handle_branching(kind, frame)
         else:
             await self.send_error(protocol.BAD_REQUEST, UNKNOWN_FRAME if isinstance(frame, dict) else BAD_JSON)
@@ -137,21 +141,51 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         approvals.approval_wake_here(message["approval_id"])
 
     async def handle_sync(self) -> None:
-        """A snapshot, at most one per `SYNC_MIN_INTERVAL_SECONDS` (syncs in between share the next);
-        a socket asking more than `SYNC_MAX_PER_MINUTE` times a minute is closed (4429)."""
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        self.sync_times.append(now)
-        while self.sync_times and self.sync_times[0] < now - 60:
-            self.sync_times.popleft()
-        if len(self.sync_times) > settings.SYNC_MAX_PER_MINUTE:
+        """A snapshot for this tab, within the budget of the frames that cost one (`spend_snapshot_budget`)."""
+        if await self.spend_snapshot_budget():
+            self.sync_due = True
+            await self.serve_snapshot_frames()
+
+    async def handle_branch(self, frame: dict[str, Any]) -> None:
+        """Choose a version: every tab gets a snapshot of the new branch, so a `branch` shares `sync`'s
+        budget; of the versions chosen within one interval, the last is shown."""
+        if await self.spend_snapshot_budget():
+            self.branch_due = frame
+            await self.serve_snapshot_frames()
+
+    async def spend_snapshot_budget(self) -> bool:
+        """Count a frame that costs a snapshot (`sync`, `branch`); a socket sending more than
+        `SYNC_MAX_PER_MINUTE` of them in a minute is closed (4429): False then."""
+        now = asyncio.get_running_loop().time()
+        self.snapshot_asks.append(now)
+        while self.snapshot_asks[0] < now - 60:
+            self.snapshot_asks.popleft()
+        if len(self.snapshot_asks) > settings.SYNC_MAX_PER_MINUTE:
             await self.close(code=protocol.CLOSE_TOO_MANY_SYNCS)
-            return
-        wait = self.last_snapshot + settings.SYNC_MIN_INTERVAL_SECONDS - now
+            return False
+        return True
+
+    async def serve_snapshot_frames(self) -> None:
+        """Serve the due `sync` and `branch` now, or, within `SYNC_MIN_INTERVAL_SECONDS` of the last
+        snapshot, once that interval is over: the frames that arrive in between share that turn."""
+        wait = self.last_snapshot + settings.SYNC_MIN_INTERVAL_SECONDS - asyncio.get_running_loop().time()
         if wait <= 0:
+            await self.serve_due()
+        elif self.snapshot_pending is None or self.snapshot_pending.done():
+            self.snapshot_pending = asyncio.create_task(self.serve_due(after=wait))
+
+    async def serve_due(self, *, after: float = 0) -> None:
+        """(`after` a wait) The version chosen last, whose snapshot reaches every tab through the group,
+        then this tab's snapshot if it asked for one."""
+        if after:
+            await asyncio.sleep(after)
+        frame, self.branch_due = self.branch_due, None
+        if frame is not None:
+            self.last_snapshot = asyncio.get_running_loop().time()
+            await self.handle_branching(protocol.CLIENT_BRANCH, frame)
+        if self.sync_due:
+            self.sync_due = False
             await self.send_snapshot()
-        elif self.sync_pending is None or self.sync_pending.done():
-            self.sync_pending = asyncio.create_task(self.send_snapshot(after=wait))
 
     async def watch_session(self) -> None:
         """While the socket is open, close it (4401) once its session no longer logs the user in."""
@@ -181,10 +215,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         """Forward one run event (already JSON) from the group to this tab."""
         await self.send(text_data=message["text"])
 
-    async def send_snapshot(self, *, after: float = 0) -> None:
-        """The stored messages and the events so far of the run streaming now (`after` a wait)."""
-        if after:
-            await asyncio.sleep(after)
+    async def send_snapshot(self) -> None:
+        """The stored messages and the events so far of the run streaming now."""
         self.last_snapshot = asyncio.get_running_loop().time()
         await self.send_frame(await runs.conversation_snapshot(self.conversation))
 
