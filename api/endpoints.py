@@ -17,10 +17,11 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
-from ninja import Header, NinjaAPI, Query, Status
+from ninja import Header, Query, Status
 
-from api.auth import SessionCookieAuth, TokenAuth
+from api.auth import ScopedApi, scoped
 from api.errors import DUPLICATE, DUPLICATE_CODE, NOT_FOUND, ApiError, install_error_handlers, refused_error
+from api.models import Scope
 from api.schemas import (
     ApprovalIn,
     ApprovalOut,
@@ -67,6 +68,8 @@ from conversations.watchdog import ensure_watchdog
 DESCRIPTION = """\
 The chat product over HTTP. Authenticate with a personal token (`Authorization: Bearer <token>`,
 created at `/account/tokens/`) or, from the browser, with the session cookie plus `X-CSRFToken`.
+A token has scopes, `read`, `send` and `approve`: each operation needs one (its `security` names
+it), and a token without it is refused with 403 `insufficient_scope`.
 
 Runs stream as server-sent events (`text/event-stream`): one SSE event per run event of the
 protocol (`docs/protocol.md`), `event: <type>`, `id: <run_id>:<seq>`, `data: <the event JSON>`,
@@ -92,11 +95,11 @@ def sse_openapi(description: str) -> dict[str, Any]:
     return {"responses": {200: {"description": description, "content": content}}}
 
 
-api = NinjaAPI(
+api = ScopedApi(
     title="Agent Chat API",
     version="1",
     description=DESCRIPTION,
-    auth=[TokenAuth(), SessionCookieAuth()],
+    auth=scoped(None),  # a route that declares no scope is closed to tokens
     openapi_url="/schema",
     docs_url=None,
     urls_namespace="api",
@@ -128,7 +131,11 @@ def _conversation_out(conversation: Conversation) -> dict[str, Any]:
 
 
 @api.get(
-    "/assistants", response={200: list[AssistantOut], 401: ErrorOut}, tags=["assistants"], operation_id="listAssistants"
+    "/assistants",
+    response={200: list[AssistantOut], (401, 403): ErrorOut},
+    tags=["assistants"],
+    operation_id="listAssistants",
+    auth=scoped(Scope.READ),
 )
 async def assistants_list(request: HttpRequest) -> list[dict[str, Any]]:
     """The assistants a conversation may have, the default (for a conversation created without one) first."""
@@ -137,9 +144,10 @@ async def assistants_list(request: HttpRequest) -> list[dict[str, Any]]:
 
 @api.get(
     "/conversations/",
-    response={200: list[ConversationOut], (400, 401): ErrorOut},
+    response={200: list[ConversationOut], (400, 401, 403): ErrorOut},
     tags=["conversations"],
     operation_id="listConversations",
+    auth=scoped(Scope.READ),
 )
 async def conversations_list(
     request: HttpRequest,
@@ -164,6 +172,7 @@ async def conversations_list(
     response={201: ConversationOut, (400, 401, 403, 429): ErrorOut},
     tags=["conversations"],
     operation_id="createConversation",
+    auth=scoped(Scope.SEND),
     openapi_extra={
         "requestBody": {
             "required": False,
@@ -187,9 +196,10 @@ async def conversations_create(request: HttpRequest) -> Status:
 
 @api.get(
     "/conversations/{int:conversation_id}",
-    response={200: ConversationDetailOut, (401, 404): ErrorOut},
+    response={200: ConversationDetailOut, (401, 403, 404): ErrorOut},
     tags=["conversations"],
     operation_id="getConversation",
+    auth=scoped(Scope.READ),
 )
 async def conversations_detail(request: HttpRequest, conversation_id: int) -> dict[str, Any]:
     """The conversation's stored messages, oldest first, with the tool steps of each answer."""
@@ -203,6 +213,7 @@ async def conversations_detail(request: HttpRequest, conversation_id: int) -> di
     response={200: ConversationOut, (400, 401, 403, 404): ErrorOut},
     tags=["conversations"],
     operation_id="renameConversation",
+    auth=scoped(Scope.SEND),
 )
 async def conversations_rename(request: HttpRequest, conversation_id: int, payload: ConversationPatchIn) -> dict:
     """Rename the conversation (`{"title": "..."}`, trimmed, 1 to 200 characters); automatic titles
@@ -217,9 +228,10 @@ async def conversations_rename(request: HttpRequest, conversation_id: int, paylo
 
 @api.get(
     "/conversations/{int:conversation_id}/export",
-    response={200: None, (400, 401, 404): ErrorOut},
+    response={200: None, (400, 401, 403, 404): ErrorOut},
     tags=["conversations"],
     operation_id="exportConversation",
+    auth=scoped(Scope.READ),
     openapi_extra={
         "responses": {
             200: {
@@ -255,6 +267,7 @@ async def conversations_export(
     response={200: None, (400, 401, 403, 404, 409, 413, 429): ErrorOut},
     tags=["runs"],
     operation_id="sendMessage",
+    auth=scoped(Scope.SEND),
     openapi_extra=sse_openapi(
         "The run answering the message, as server-sent events, from `run_started` to `done`. "
         "A resend of a `client_id` whose answer is still being written follows that run."
@@ -273,9 +286,10 @@ async def messages_send(request: HttpRequest, conversation_id: int, payload: Mes
 
 @api.get(
     "/conversations/{int:conversation_id}/stream",
-    response={200: None, (401, 404): ErrorOut},
+    response={200: None, (401, 403, 404): ErrorOut},
     tags=["runs"],
     operation_id="streamConversation",
+    auth=scoped(Scope.READ),
     openapi_extra=sse_openapi(
         "One run as server-sent events, ending after its `done`: the run streaming now (from its first "
         "event), or else the next one to start (`: keep-alive` comments meanwhile). With `Last-Event-ID` "
@@ -301,6 +315,7 @@ async def conversations_stream(
     response={200: None, (400, 401, 403, 404, 409, 429): ErrorOut},
     tags=["runs"],
     operation_id="regenerateAnswer",
+    auth=scoped(Scope.SEND),
     openapi_extra=sse_openapi(
         "The run answering the last question of the branch on screen again, as server-sent events. "
         "A resend of a `client_id` whose answer is still being written follows that run."
@@ -325,6 +340,7 @@ async def answers_regenerate(
     response={200: None, (400, 401, 403, 404, 409, 413, 429): ErrorOut},
     tags=["runs"],
     operation_id="editMessage",
+    auth=scoped(Scope.SEND),
     openapi_extra=sse_openapi("The run answering the new version of the question, as server-sent events."),
 )
 async def messages_edit(request: HttpRequest, message_id: int, payload: MessageIn) -> StreamingHttpResponse:
@@ -349,6 +365,7 @@ async def messages_edit(request: HttpRequest, message_id: int, payload: MessageI
     response={200: ConversationDetailOut, (400, 401, 403, 404, 409): ErrorOut},
     tags=["conversations"],
     operation_id="chooseVersion",
+    auth=scoped(Scope.SEND),
 )
 async def conversations_branch(request: HttpRequest, conversation_id: int, payload: BranchIn) -> dict[str, Any]:
     """Show the version `message_id` (and below it, the newest versions) in every open tab; answers
@@ -392,6 +409,7 @@ def _follow_resent(conversation: Conversation, answer: Message | None) -> Stream
     response={200: ApprovalOut, (400, 401, 403, 404, 409): ErrorOut},
     tags=["runs"],
     operation_id="decideApproval",
+    auth=scoped(Scope.APPROVE),
 )
 async def approvals_decide(request: HttpRequest, approval_id: str, payload: ApprovalIn) -> dict[str, Any]:
     """Approve or deny a tool call waiting in one of your runs (the `approval_id` of its `approval_requested`).
@@ -411,6 +429,7 @@ async def approvals_decide(request: HttpRequest, approval_id: str, payload: Appr
     response={200: FeedbackOut, (400, 401, 403, 404, 409): ErrorOut},
     tags=["conversations"],
     operation_id="setFeedback",
+    auth=scoped(Scope.SEND),
     openapi_extra={
         "requestBody": {"required": True, "content": {"application/json": {"schema": FeedbackIn.model_json_schema()}}}
     },

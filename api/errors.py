@@ -15,6 +15,11 @@ NOT_AUTHENTICATED = (
 )
 INVALID_TOKEN = "The API token is invalid or has been revoked."
 CSRF_FAILED = "CSRF check failed: a request authenticated by the session cookie needs an 'X-CSRFToken' header."
+INSUFFICIENT_SCOPE_CODE = "insufficient_scope"
+INSUFFICIENT_SCOPE = (
+    "This API token lacks the '{scope}' scope that this request needs: create a token with it at /account/tokens/."
+)
+UNSCOPED_ROUTE = "This route declares no scope, so no API token may use it."
 NOT_FOUND = "No such conversation."
 BAD_BODY = 'The request body must be a JSON object: {"content": "...", "client_id": "..."}.'
 BAD_TITLE_BODY = 'The request body must be a JSON object: {"title": "..."}, the title 1 to 200 characters once trimmed.'

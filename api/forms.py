@@ -1,4 +1,4 @@
-"""The account page's form: name a new API token, and choose how long it works."""
+"""The account page's form: name a new API token, choose how long it works and what it may do."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from django import forms
 
+from api.models import Scope
 from api.services import DEFAULT_TOKEN_LIFETIME
 
 LIFETIMES: dict[str, timedelta | None] = {
@@ -15,6 +16,9 @@ LIFETIMES: dict[str, timedelta | None] = {
     "never": None,
 }
 LIFETIME_CHOICES = [("30", "30 days"), ("90", "90 days"), ("365", "365 days"), ("never", "Never (until revoked)")]
+SCOPE_CHOICES = [(Scope.SEND.value, Scope.SEND.label), (Scope.APPROVE.value, Scope.APPROVE.label)]
+"""The scopes to choose; every token can read. `send` is offered checked, `approve` (letting a
+program run the tools that wait for a person) unchecked."""
 
 
 class ApiTokenCreateForm(forms.Form):
@@ -31,4 +35,11 @@ class ApiTokenCreateForm(forms.Form):
         initial="90",
         required=False,
         empty_value=DEFAULT_TOKEN_LIFETIME,
+    )
+    scopes = forms.MultipleChoiceField(
+        label="What it may do",
+        choices=SCOPE_CHOICES,
+        widget=forms.CheckboxSelectMultiple,
+        initial=[Scope.SEND.value],
+        required=False,
     )

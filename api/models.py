@@ -9,6 +9,18 @@ from django.db import models
 from django.utils import timezone
 
 
+class Scope(models.TextChoices):
+    """What a token may do. Every API route needs one (`api.auth.scoped`); the session cookie has them all."""
+
+    READ = "read", "Read: list and read conversations, export them, follow their runs"
+    SEND = "send", "Send: create, send, edit, regenerate, choose versions, rename, rate answers"
+    APPROVE = "approve", "Approve: approve or deny the tool calls waiting in your runs"
+
+
+ALL_SCOPES: tuple[str, ...] = tuple(Scope.values)
+"""Every scope, in order; what tokens made before scopes existed can do."""
+
+
 class ApiToken(models.Model):
     """A user's token. Only its SHA-256 is stored; `prefix` (its first characters) names it on pages."""
 
@@ -20,6 +32,9 @@ class ApiToken(models.Model):
     last_used = models.DateTimeField(null=True, blank=True)
     revoked = models.DateTimeField(null=True, blank=True)
     expires = models.DateTimeField(null=True, blank=True, help_text="When the token stops working; empty: never.")
+    scopes = models.CharField(
+        max_length=64, help_text="What the token may do, space-separated: read, send, approve (fixed at creation)."
+    )
 
     class Meta:
         ordering = ["-created", "-id"]
@@ -32,6 +47,16 @@ class ApiToken(models.Model):
     def is_active(self) -> bool:
         """Whether the token still authenticates: not revoked, not expired."""
         return self.revoked is None and (self.expires is None or self.expires > timezone.now())
+
+    @property
+    def scope_list(self) -> list[str]:
+        """The token's scopes, in the order of `Scope`."""
+        held = set(self.scopes.split())
+        return [scope for scope in ALL_SCOPES if scope in held]
+
+    def allows(self, scope: str | None) -> bool:
+        """Whether the token may do what `scope` covers (None, a route that declares none: never)."""
+        return scope is not None and scope in self.scopes.split()
 
 
 def token_digest(secret: str) -> str:

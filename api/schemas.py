@@ -9,7 +9,9 @@ from ninja import Field, Schema
 
 
 class ErrorDetail(Schema):
-    code: str = Field(description="bad_request, too_long, busy, duplicate, rate_limited, unauthorized, ...")
+    code: str = Field(
+        description="bad_request, too_long, busy, duplicate, rate_limited, unauthorized, insufficient_scope, ..."
+    )
     message: str
 
 

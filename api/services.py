@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from api.models import ApiToken, token_digest
+from api.models import ALL_SCOPES, ApiToken, Scope, token_digest
 
 TOKEN_PREFIX = "acht_"
 """Every token starts with this, so that people and secret scanners recognise one."""
@@ -18,6 +19,7 @@ LAST_USED_PRECISION = timedelta(minutes=1)
 """`last_used` is written at most this often per token (not on every request)."""
 DEFAULT_TOKEN_LIFETIME = timedelta(days=90)
 """How long a new token works unless its creator chooses otherwise."""
+UNKNOWN_SCOPE = "Unknown API token scope {scope!r}: the scopes are read, send and approve."
 
 
 @dataclass(frozen=True)
@@ -29,9 +31,15 @@ class CreatedToken:
 
 
 def api_token_create(
-    *, user: AbstractBaseUser, name: str, lifetime: timedelta | None = DEFAULT_TOKEN_LIFETIME
+    *,
+    user: AbstractBaseUser,
+    name: str,
+    lifetime: timedelta | None = DEFAULT_TOKEN_LIFETIME,
+    scopes: Collection[str] = ALL_SCOPES,
 ) -> CreatedToken:
-    """Create a token for `user`, working for `lifetime` (None: until revoked); stores only its hash and prefix."""
+    """Create a token for `user`, working for `lifetime` (None: until revoked), allowed `scopes` (`read`
+    is always among them: sending streams the answer back, and deciding needs the runs seen);
+    stores only its hash and prefix. ValueError for an unknown scope."""
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=user,
@@ -39,8 +47,18 @@ def api_token_create(
         prefix=secret[:VISIBLE_LENGTH],
         digest=token_digest(secret),
         expires=datetime.now(UTC) + lifetime if lifetime is not None else None,
+        scopes=" ".join(_with_read(scopes)),
     )
     return CreatedToken(token=token, secret=secret)
+
+
+def _with_read(scopes: Collection[str]) -> list[str]:
+    """`scopes` and `read`, in the order of `Scope`; ValueError for an unknown one."""
+    for scope in scopes:
+        if scope not in ALL_SCOPES:
+            raise ValueError(UNKNOWN_SCOPE.format(scope=scope))
+    chosen = {Scope.READ, *scopes}
+    return [scope for scope in ALL_SCOPES if scope in chosen]
 
 
 def api_token_revoke(*, user: AbstractBaseUser, token_id: int) -> bool:

@@ -1,4 +1,4 @@
-"""The account page of API tokens: list, create (the token is shown once), revoke."""
+"""The account page of API tokens: list, create (the token is shown once, with the scopes chosen), revoke."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from api.forms import ApiTokenCreateForm
+from api.models import Scope
 from api.selectors import api_token_list_for_user
 from api.services import CreatedToken, api_token_create, api_token_revoke
 
@@ -24,7 +25,10 @@ def token_list(request: HttpRequest) -> HttpResponse:
     created: CreatedToken | None = None
     if request.method == "POST" and form.is_valid():
         created = api_token_create(
-            user=request.user, name=form.cleaned_data["name"], lifetime=form.cleaned_data["lifetime"]
+            user=request.user,
+            name=form.cleaned_data["name"],
+            lifetime=form.cleaned_data["lifetime"],
+            scopes=form.cleaned_data["scopes"],
         )
         form = ApiTokenCreateForm()
     context = {
@@ -32,6 +36,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
         "tokens": api_token_list_for_user(user=request.user),
         "created": created,
         "api_base": request.build_absolute_uri("/api/"),
+        "read_scope_label": Scope.READ.label,
     }
     return render(request, "api/tokens.html", context)
 

@@ -41,11 +41,12 @@ def session(deployment: Deployment, server: Server) -> Session:
 
 @pytest.fixture(scope="module")
 def token(session: Session) -> str:
-    """A token created like a person does: on the account page."""
+    """A token created like a person does: on the account page, with the scopes it offers (read, send)."""
     page = session.http.get("/account/tokens/")
     assert page.status_code == 200
     created = session.http.post(
-        "/account/tokens/", data={"name": "curl", "csrfmiddlewaretoken": session.http.cookies["csrftoken"]}
+        "/account/tokens/",
+        data={"name": "curl", "scopes": ["send"], "csrfmiddlewaretoken": session.http.cookies["csrftoken"]},
     )
     match = NEW_TOKEN.search(created.text)
     assert match, created.text[:2000]
