@@ -44,6 +44,8 @@ from conversations.models import Conversation, Message
 from conversations.process import process_state
 from conversations.selectors import message_list, message_payload, run_events_resumed
 from conversations.services import (
+    BEAT_LOST,
+    BEAT_STOP,
     RUN_INTERRUPTED,
     RUN_NOT_STORED,
     StartedTurn,
@@ -80,10 +82,17 @@ class ActiveRun:
     """Someone stopped it: it ends `cancelled`."""
     interrupted: bool = False
     """The process stopped it (and nobody before): it ends `interrupted`, as when a process dies."""
+    lost: bool = False
+    """Its message is no longer its own (a sweep took it for dead): it ends without a word or a write."""
 
     def stop(self) -> None:
         """Stop the run at someone's request: it ends `cancelled`."""
         self.stopped = True
+        self.agent_run.cancel()
+
+    def lose(self) -> None:
+        """Stop the run because a sweep ended it already (told its tabs, stored what it had)."""
+        self.lost = True
         self.agent_run.cancel()
 
     def interrupt(self) -> None:
@@ -212,14 +221,17 @@ async def run_stop(conversation: Conversation) -> bool:
     run_id = await database_sync_to_async(run_request_stop)(conversation=conversation)
     if run_id is None:
         return False
-    try:
-        # The fast path: the conversation's tabs on the executing process cancel it there.
-        message = protocol.run_stop_message(run_id)
-        await get_channel_layer().group_send(protocol.group_name(conversation.pk), message)
-    except Exception:
-        # The request is stored; the executing process sees it at its next heartbeat.
-        logger.exception("sending the stop of run %s failed", run_id)
+    await run_stop_fast(conversation.pk, run_id)
     return True
+
+
+async def run_stop_fast(conversation_id: int, run_id: str) -> None:
+    """Ask the process executing `run_id` to stop it now: the conversation's tabs there cancel it."""
+    try:
+        await get_channel_layer().group_send(protocol.group_name(conversation_id), protocol.run_stop_message(run_id))
+    except Exception:
+        # The stop is in the database too; the executing process sees it at its next heartbeat.
+        logger.exception("sending the stop of run %s failed", run_id)
 
 
 def run_cancel_here(conversation_id: int, run_id: str) -> None:
@@ -254,10 +266,10 @@ async def relay_run_events(active: ActiveRun) -> None:
                     helper.cancel()
                 if active.interrupted and event["status"] == "cancelled":
                     held, event = _interruption(active, event)
-                endings = await _persist(active, held, event)
+                endings = [] if active.lost else await _persist(active, held, event)
                 for ending in endings:
                     await publish_event(active.conversation_id, active.run_id, ending)
-                if active.title_config is not None and endings[-1].get("status") == "completed":
+                if active.title_config is not None and endings and endings[-1].get("status") == "completed":
                     titles.title_from_model_start(
                         conversation_id=active.conversation_id,
                         question=active.user_message["content"],
@@ -265,6 +277,8 @@ async def relay_run_events(active: ActiveRun) -> None:
                         config=active.title_config,
                     )
                 continue  # `done` was the run's last event
+            if active.lost:
+                continue  # its tabs were told it ended; what it still says until it stops goes nowhere
             started = loop.time()
             await publish_event(active.conversation_id, active.run_id, event)
             if event["type"] in (events.TOKEN, events.TOOL_ARGS):
@@ -343,7 +357,12 @@ async def _persist(active: ActiveRun, final: Event | None, done: Event) -> list[
     report = active.agent_run.report
     for attempt in range(1, PERSIST_ATTEMPTS + 1):
         try:
-            await database_sync_to_async(run_finish)(message_id=active.message_id, report=report, worker=WORKER_ID)
+            stored = await database_sync_to_async(run_finish)(
+                message_id=active.message_id, report=report, worker=WORKER_ID
+            )
+            if not stored:
+                _lost(active)
+                return []
             return [e for e in (final, done) if e is not None]
         except Exception:
             logger.exception("storing run %s failed (attempt %d)", active.run_id, attempt)
@@ -366,7 +385,7 @@ async def _beat(active: ActiveRun) -> None:
     while True:
         await asyncio.sleep(settings.RUN_HEARTBEAT_SECONDS)
         try:
-            stop = await database_sync_to_async(run_heartbeat)(
+            beat = await database_sync_to_async(run_heartbeat)(
                 message_id=active.message_id,
                 content=active.agent_run.answer_so_far,
                 tool_steps=[step.as_dict() for step in report.tool_steps],
@@ -375,5 +394,16 @@ async def _beat(active: ActiveRun) -> None:
         except Exception:
             logger.exception("heartbeat of run %s failed", active.run_id)
             continue
-        if stop:
+        if beat == BEAT_LOST:
+            _lost(active)
+            return
+        if beat == BEAT_STOP:
             active.stop()
+
+
+def _lost(active: ActiveRun) -> None:
+    """The run's message is no longer its own: another process took the run for dead (it was silent
+    past `RUN_STALE_SECONDS`), stored it `interrupted` and told its tabs. It stops, and says nothing
+    more, so that the conversation, free for a new run, never has two."""
+    logger.warning("run %s lost its message to a sweep (silent too long); it stops without storing", active.run_id)
+    active.lose()

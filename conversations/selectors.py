@@ -12,7 +12,19 @@ from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import (
+    Count,
+    DateTimeField,
+    Exists,
+    Expression,
+    ExpressionWrapper,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+)
+from django.db.models.functions import Now
 from django.utils.crypto import constant_time_compare
 
 from agent_runtime import events
@@ -210,9 +222,15 @@ def _overlap(stored: str, logged: str) -> int:
     return 0
 
 
-def stale_runs(*, stale_before: datetime) -> list[Message]:
-    """Answers still `generating` whose process has not beaten since `stale_before`."""
-    return list(Message.objects.filter(status=Message.Status.GENERATING, heartbeat__lt=stale_before))
+def stale_since(seconds: float) -> Expression:
+    """The database's time `seconds` ago. Heartbeats are written and judged by the database's clock
+    alone, so a process whose own clock is off never takes a live run for a dead one."""
+    return ExpressionWrapper(Now() - timedelta(seconds=seconds), output_field=DateTimeField())
+
+
+def stale_runs(*, stale_seconds: float) -> list[Message]:
+    """Answers still `generating` whose process has not beaten for `stale_seconds` (database time)."""
+    return list(Message.objects.filter(status=Message.Status.GENERATING, heartbeat__lt=stale_since(stale_seconds)))
 
 
 @dataclass(frozen=True)

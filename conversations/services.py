@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models.functions import Now
 
 from agent_runtime.report import RunReport
 from conversations.branches import MessageTree
 from conversations.models import Conversation, Feedback, Message
-from conversations.selectors import conversation_retry_after, send_state, user_retry_after
+from conversations.selectors import conversation_retry_after, send_state, stale_since, user_retry_after
 
 TITLE_LENGTH = 60
 TOO_MANY_CONVERSATIONS = "You started {limit} conversations in the last hour; try again in {seconds} s."
@@ -276,7 +276,7 @@ def _answer_create(
         model=model,
         worker=worker,
         started=now,
-        heartbeat=now,
+        heartbeat=Now(),  # the database's clock, which liveness is judged by, whatever this process's says
     )
 
 
@@ -319,24 +319,20 @@ def _leaf_set(conversation: Conversation, leaf: Message, *, title: str = "") -> 
 def run_finish(*, message_id: int, report: RunReport, worker: str) -> bool:
     """Store a run's outcome on its assistant message, unless it was finished already.
 
-    A message that another process marked `interrupted` while this one (its `worker`) was late to
-    beat still takes the real outcome: the answer is not lost to a slow heartbeat.
+    A message no longer `generating` is not the run's any more: a sweep judged it dead (its process
+    was silent past `RUN_STALE_SECONDS`), told its tabs, and the conversation may have a new run.
+    Returns False then, and stores nothing.
     """
-    mine = Q(status=Message.Status.GENERATING) | Q(status=Message.Status.INTERRUPTED, worker=worker)
     with transaction.atomic():
-        updated = (
-            Message.objects.filter(pk=message_id)
-            .filter(mine)
-            .update(
-                status=report.status,
-                content=report.content,
-                tool_steps=[step.as_dict() for step in report.tool_steps],
-                usage=dict(report.usage),
-                error=report.error_message or "",
-                finished=datetime.fromtimestamp(report.finished or report.started, UTC),
-                first_token_ms=_ms_between(report.started, report.first_output),
-                duration_ms=_ms_between(report.started, report.finished),
-            )
+        updated = Message.objects.filter(pk=message_id, status=Message.Status.GENERATING, worker=worker).update(
+            status=report.status,
+            content=report.content,
+            tool_steps=[step.as_dict() for step in report.tool_steps],
+            usage=dict(report.usage),
+            error=report.error_message or "",
+            finished=datetime.fromtimestamp(report.finished or report.started, UTC),
+            first_token_ms=_ms_between(report.started, report.first_output),
+            duration_ms=_ms_between(report.started, report.finished),
         )
     return bool(updated)
 
@@ -357,16 +353,20 @@ def run_store_failed(*, message_id: int, content: str) -> None:
         failed.update(content="", tool_steps=[], **changes)
 
 
-def run_heartbeat(*, message_id: int, content: str, tool_steps: list[dict], worker: str) -> bool:
-    """Record that the run is alive, with its answer so far; return whether it should stop.
+BEAT_GO_ON = "go_on"
+BEAT_STOP = "stop"
+BEAT_LOST = "lost"
 
-    It stops when a stop was requested, or when its message is gone or finished. A message marked
-    `interrupted` by another process while this one was late to beat goes on (see `run_finish`).
-    """
-    generating = Message.objects.filter(pk=message_id, status=Message.Status.GENERATING)
-    if generating.update(heartbeat=datetime.now(UTC), content=content, tool_steps=tool_steps):
-        return generating.filter(stop_requested=True).exists()
-    return not Message.objects.filter(pk=message_id, status=Message.Status.INTERRUPTED, worker=worker).exists()
+
+def run_heartbeat(*, message_id: int, content: str, tool_steps: list[dict], worker: str) -> str:
+    """Record that the run is alive, with its answer so far, by the database's clock (the one every
+    process judges liveness by); what the run does next: `BEAT_GO_ON`, `BEAT_STOP` (a stop was asked
+    from elsewhere) or `BEAT_LOST` (its message is gone, or no longer `generating`: a sweep judged the
+    run dead and may have let a new one start, so it must end without a word or a write)."""
+    generating = Message.objects.filter(pk=message_id, status=Message.Status.GENERATING, worker=worker)
+    if not generating.update(heartbeat=Now(), content=content, tool_steps=tool_steps):
+        return BEAT_LOST
+    return BEAT_STOP if generating.filter(stop_requested=True).exists() else BEAT_GO_ON
 
 
 def run_request_stop(*, conversation: Conversation) -> str | None:
@@ -378,15 +378,16 @@ def run_request_stop(*, conversation: Conversation) -> str | None:
     return message.run_id
 
 
-def run_interrupt(*, message_id: int, stale_before: datetime, content: str | None, tool_steps: list | None) -> bool:
-    """Mark a run whose process stopped beating as `interrupted`, unless it finished meanwhile."""
+def run_interrupt(*, message_id: int, stale_seconds: float, content: str | None, tool_steps: list | None) -> bool:
+    """Mark a run whose process stopped beating as `interrupted`, unless it beat or finished meanwhile
+    (both judged by the database's clock: see `selectors.stale_runs`)."""
     changes = {"status": Message.Status.INTERRUPTED, "error": RUN_INTERRUPTED, "finished": datetime.now(UTC)}
     if content is not None:
         changes["content"] = content
     if tool_steps is not None:
         changes["tool_steps"] = tool_steps
     updated = Message.objects.filter(
-        pk=message_id, status=Message.Status.GENERATING, heartbeat__lt=stale_before
+        pk=message_id, status=Message.Status.GENERATING, heartbeat__lt=stale_since(stale_seconds)
     ).update(**changes)
     return bool(updated)
 

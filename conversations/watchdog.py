@@ -12,7 +12,6 @@ import asyncio
 import contextvars
 import json
 import logging
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -55,18 +54,18 @@ async def _sweep_forever() -> None:
 
 async def sweep_interrupted_runs() -> int:
     """Mark every run that stopped beating as interrupted and tell its tabs; how many were."""
-    stale_before = datetime.now(UTC) - timedelta(seconds=settings.RUN_STALE_SECONDS)
+    stale_seconds = settings.RUN_STALE_SECONDS
     interrupted = 0
-    for message in await database_sync_to_async(stale_runs)(stale_before=stale_before):
+    for message in await database_sync_to_async(stale_runs)(stale_seconds=stale_seconds):
         try:
-            interrupted += await _interrupt(message, stale_before)
+            interrupted += await _interrupt(message, stale_seconds)
         except Exception:
             # One bad row must not stop the sweep from recovering everybody else's runs.
             logger.exception("marking run %s interrupted failed", message.run_id)
     return interrupted
 
 
-async def _interrupt(message: Message, stale_before: datetime) -> bool:
+async def _interrupt(message: Message, stale_seconds: float) -> bool:
     active = runs.active_run_get(message.conversation_id)
     if active is not None and active.run_id == message.run_id:
         return False  # executing here: alive, only slow to beat
@@ -74,10 +73,10 @@ async def _interrupt(message: Message, stale_before: datetime) -> bool:
     content, steps = partial_answer_kept(message, logged)
     interrupt = database_sync_to_async(run_interrupt)
     try:
-        changed = await interrupt(message_id=message.pk, stale_before=stale_before, content=content, tool_steps=steps)
+        changed = await interrupt(message_id=message.pk, stale_seconds=stale_seconds, content=content, tool_steps=steps)
     except DatabaseError:
         logger.exception("storing the partial answer of run %s failed; marking it without", message.run_id)
-        changed = await interrupt(message_id=message.pk, stale_before=stale_before, content=None, tool_steps=None)
+        changed = await interrupt(message_id=message.pk, stale_seconds=stale_seconds, content=None, tool_steps=None)
     expired = await database_sync_to_async(approvals_expire_for_run)(run_id=message.run_id)
     if not changed or (logged and logged[-1]["type"] == events.DONE):
         return changed
@@ -94,6 +93,9 @@ async def _interrupt(message: Message, stale_before: datetime) -> bool:
     for event in ending:
         await runs.publish_event(message.conversation_id, message.run_id, event)
     await get_event_log().finish(message.run_id)
+    # Should its process be alive after all (stalled, not dead), the run ends now, without a word: its
+    # tabs there cancel it at once, and its next heartbeat finds the message no longer its own.
+    await runs.run_stop_fast(message.conversation_id, message.run_id)
     return True
 
 

@@ -61,3 +61,11 @@ def require_redis_server_binary() -> str:
     if path is None:
         missing("redis-server is not installed")
     return path
+
+
+def require_faketime() -> str:
+    """The faketime binary (Debian's `faketime`), to run a process whose clock is off."""
+    path = shutil.which("faketime")
+    if path is None:
+        missing("faketime is not installed (apt-get install faketime)")
+    return path

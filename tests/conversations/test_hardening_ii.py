@@ -13,6 +13,7 @@ from agent_runtime.text import clean_text, unstorable_character
 from conversations import protocol, runs, services, watchdog
 from conversations.actions import UNSTORABLE_TEXT
 from conversations.models import Conversation, Message
+from conversations.process import process_state
 from conversations.sending import BAD_SEND
 from conversations.services import RUN_NOT_STORED, RateLimited, SendLimits, turn_start
 from tests.fake_openai import StreamResponse, content_chunks, tool_calls_chunks
@@ -21,6 +22,7 @@ from tests.support.answers import stored_messages, wait_until_answered
 from tests.support.api import TokenClient, send_message
 from tests.support.runs import assert_well_formed, model_at
 from tests.support.users import make_user
+from tests.support.waits import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -151,21 +153,33 @@ async def test_one_bad_row_does_not_stop_the_sweep_recovering_the_others(alice, 
 
 
 @pytest.mark.asyncio
-async def test_a_run_marked_interrupted_while_late_to_beat_still_stores_its_answer(tabs, conversation, paced):
+async def test_a_run_a_sweep_took_for_dead_stops_silently_and_the_next_send_is_the_only_run(
+    tabs, conversation, paced, settings, monkeypatch
+):
     paced(200)
+    settings.RUN_HEARTBEAT_SECONDS = 0.1
     tab = await tabs()
-    await tab.ask("count to 120", client_id="one")
+    await tab.ask("count to 300", client_id="one")
     await tab.receive_until(lambda f: f.get("type") == "token")
-    # Another process's watchdog, seeing a heartbeat late past the stale limit:
+    # Another process's sweep, after this process was silent past the stale limit (a long stall):
+    monkeypatch.setattr(watchdog.runs, "active_run_get", lambda _conversation_id: None)
+    stalled = datetime.now(UTC) - timedelta(seconds=settings.RUN_STALE_SECONDS + 5)
     await database_sync_to_async(
-        lambda: Message.objects.filter(conversation=conversation, status="generating").update(status="interrupted")
+        lambda: Message.objects.filter(conversation=conversation, status="generating").update(heartbeat=stalled)
     )()
+    assert await watchdog.sweep_interrupted_runs() == 1
 
     seen = await tab.run_events_until_done()
+    assert seen[-2:][0]["code"] == "interrupted" and seen[-1]["status"] == "interrupted"
+    await eventually(lambda: not process_state().runs, message="the lost run has stopped")
+    _user, swept = await wait_until_answered(conversation)
+    assert swept.status == "interrupted"  # the late run stored nothing over the sweep's outcome
 
-    assert seen[-1]["status"] == "completed"
-    _user, answer = await wait_until_answered(conversation)
-    assert (answer.status, answer.content) == ("completed", seen[-2]["content"])
+    await tab.ask("count to 3", client_id="two")
+    after = await tab.run_events_until_done()
+    assert after[-1]["status"] == "completed"
+    kept = await database_sync_to_async(Message.objects.get)(pk=swept.pk)
+    assert (kept.status, kept.content) == ("interrupted", swept.content)
 
 
 @pytest.mark.asyncio
