@@ -19,6 +19,7 @@ from django.conf import settings
 
 from conversations import actions, approvals, protocol, runs
 from conversations.actions import Refused
+from conversations.process import process_state
 from conversations.selectors import conversation_get_for_user, session_is_current
 from conversations.sending import choose_version, edit_question, regenerate_answer, send_message
 from conversations.watchdog import ensure_watchdog
@@ -36,7 +37,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     """`ws/conversations/<id>/`: the live stream of one conversation for its owner."""
 
     async def connect(self) -> None:
-        """Accept the owner only, join the conversation's group and send a snapshot."""
+        """Accept the owner only, up to `SOCKETS_PER_USER` sockets, join the conversation's group and send
+        a snapshot."""
         user = self.scope.get("user")
         conversation_id = int(self.scope["url_route"]["kwargs"]["conversation_id"])
         self.conversation = await database_sync_to_async(conversation_get_for_user)(
@@ -45,6 +47,20 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if self.conversation is None:
             await self.close(code=protocol.CLOSE_NOT_ALLOWED)
             return
+        if not process_state().socket_open(user.pk, limit=settings.SOCKETS_PER_USER):
+            # Accepted, then closed: a handshake refused reaches the page as a bare 1006, this says why.
+            await self.accept()
+            await self.close(code=protocol.CLOSE_TOO_MANY_SOCKETS)
+            return
+        self.counted_user: int | None = user.pk
+        try:
+            await self.join_and_accept()
+        except BaseException:
+            self.uncount_socket()  # no disconnect follows a connect that raised
+            raise
+
+    async def join_and_accept(self) -> None:
+        """Join the conversation's group, accept, send the first snapshot and watch the session."""
         ensure_watchdog()
         group = protocol.group_name(self.conversation.pk)
         try:
@@ -52,6 +68,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         except Exception:
             # The channel layer (Redis) is down: refuse now rather than hang; the page retries.
             logger.warning("joining conversation %s failed", self.conversation.pk, exc_info=True)
+            self.uncount_socket()
             await self.close(code=protocol.CLOSE_UNAVAILABLE)
             return
         self.group = group
@@ -66,15 +83,24 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.session_watch = asyncio.create_task(self.watch_session())
 
     async def disconnect(self, code: int) -> None:
-        """Leave the group; a run this tab started goes on."""
+        """Leave the group and the user's count of sockets; a run this tab started goes on."""
+        self.uncount_socket()
         for task in (getattr(self, "session_watch", None), getattr(self, "snapshot_pending", None)):
             if task is not None:
                 task.cancel()
         if getattr(self, "group", None):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
+    def uncount_socket(self) -> None:
+        """Take this socket off its user's count of open sockets: once, however often it is called."""
+        user_id, self.counted_user = getattr(self, "counted_user", None), None
+        if user_id is not None:
+            process_state().socket_closed(user_id)
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        """Validate one client frame and act on it."""
+        """Validate one client frame and act on it (none on a socket refused at connect)."""
+        if not getattr(self, "group", None):
+            return
         try:
             frame = json.loads(text_data if text_data is not None else bytes_data or b"")
         except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to parse

@@ -1,11 +1,10 @@
 """What this server process holds while it serves, in one place, and what it does with it when it stops.
 
 The runs executing here, the approval waits of those runs, the background tasks (titles, the
-watchdog's sweeps, the warm-up's first connections), the threads of sync tools and the run event
-logs: `ProcessState`
-owns them all, so that a process that stops (`shutdown`) lets go of each in order, and a test
-starts from nothing (`reset`). This module imports none of the modules whose state it holds:
-they import it.
+watchdog's sweeps, the warm-up's first connections), the threads of sync tools, the run event
+logs and the count of each user's open sockets: `ProcessState` owns them all, so that a process
+that stops (`shutdown`) lets go of each in order, and a test starts from nothing (`reset`). This
+module imports none of the modules whose state it holds: they import it.
 """
 
 from __future__ import annotations
@@ -55,6 +54,8 @@ class ProcessState:
         """The warm-up's first connections, opened on the serving loop."""
         self.event_logs: dict[str, HeldLog] = {}
         """The run event logs, by `REDIS_URL` (empty for the in-memory one)."""
+        self.open_sockets: dict[int, int] = {}
+        """How many conversation sockets each user holds open here, by user id (`SOCKETS_PER_USER`)."""
         self.tool_threads: ToolThreads | None = None
         """The threads sync tools run in (made at the first sync tool call, `runs.sync_tool_runner`)."""
         self.publish_retries_paused_until = 0.0
@@ -69,6 +70,20 @@ class ProcessState:
     def accepting_runs(self) -> bool:
         """Whether this process starts new runs (it does until it drains)."""
         return not self.draining
+
+    def socket_open(self, user_id: int, *, limit: int) -> bool:
+        """Count one more open socket of the user, unless they hold `limit` here already: whether it counted."""
+        held = self.open_sockets.get(user_id, 0)
+        if held >= limit:
+            return False
+        self.open_sockets[user_id] = held + 1
+        return True
+
+    def socket_closed(self, user_id: int) -> None:
+        """A socket that `socket_open` counted closed."""
+        held = self.open_sockets.pop(user_id, 0) - 1
+        if held > 0:
+            self.open_sockets[user_id] = held
 
     # A bound on each wait, not on the whole: cancelling `shutdown` midway would leave waits and logs open.
     async def shutdown(self, *, timeout: float) -> list[str]:  # noqa: ASYNC109
@@ -127,6 +142,7 @@ class ProcessState:
         self.sweepers.clear()
         self.warm_up_tasks.clear()
         self.event_logs.clear()
+        self.open_sockets.clear()
         if self.tool_threads is not None:
             self.tool_threads.shutdown()
             self.tool_threads = None

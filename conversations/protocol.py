@@ -50,12 +50,16 @@ CLOSE_NOT_ALLOWED = 4403
 CLOSE_GONE = 4404
 CLOSE_UNAVAILABLE = 4503
 CLOSE_TOO_MANY_SYNCS = 4429
+"""More `sync` and `branch` frames than `SYNC_MAX_PER_MINUTE` (they cost snapshots)."""
+CLOSE_TOO_MANY_SOCKETS = 4429
+"""Sent right after the handshake: the user holds `SOCKETS_PER_USER` sockets open on this process."""
 CLOSE_CODES = {
     "LOGGED_OUT": CLOSE_LOGGED_OUT,
     "NOT_ALLOWED": CLOSE_NOT_ALLOWED,
     "GONE": CLOSE_GONE,
     "UNAVAILABLE": CLOSE_UNAVAILABLE,
     "TOO_MANY_SYNCS": CLOSE_TOO_MANY_SYNCS,
+    "TOO_MANY_SOCKETS": CLOSE_TOO_MANY_SOCKETS,
 }
 
 # Channel-layer messages to a conversation's group ("a.b" dispatches to the consumer's `a_b`).

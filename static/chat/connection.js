@@ -1,19 +1,21 @@
 // Agent Chat: the conversation's WebSocket.
 //
 // One socket at a time. It reconnects with backoff (0.5 s doubling to 10 s,
-// jittered) and gives up for good on a "forbidden" close code, or when a refused
-// handshake turns out to be a refused page. Frames go to the ChatModel: a
+// jittered) and gives up for good on a "forbidden" close code, when a refused
+// handshake turns out to be a refused page, or when the server says, before the
+// first snapshot, that the account has too many tabs open (the person retries). Frames go to the ChatModel: a
 // snapshot replaces its state, run events are checked for order, and a gap sends
 // `sync` (with a new socket when no snapshot comes back). A run that goes quiet
 // is synced too, since a lost trailing event leaves no gap to notice. The page
 // hears about it through `hooks`.
 
-import { FORBIDDEN_CLOSE_CODES, SERVER_FRAME, VERDICT, isDirectError, isRunEvent, syncFrame } from "./protocol.js";
+import { CLOSE, FORBIDDEN_CLOSE_CODES, SERVER_FRAME, VERDICT, isDirectError, isRunEvent, syncFrame } from "./protocol.js";
 import { backoffDelay } from "./helpers.js";
 
 const SYNC_TIMEOUT_MS = 8000; // no snapshot after a sync: reconnect
 const STALL_SYNC_MS = 15000; // active run silent this long: ask for a snapshot
 const WATCHDOG_INTERVAL_MS = 5000;
+export const TOO_MANY_TABS = "Too many open tabs: close some of this account's chat tabs, then try again.";
 
 /** The socket URL of a page's chat config: `wsPath` (absolute or a path) or the conversation's. */
 export function socketUrl(config, location = window.location) {
@@ -129,11 +131,18 @@ export class Connection {
   }
 
   _onClose(event, opened) {
+    const synced = this.synced;
     this.ws = null;
     this.synced = false;
     clearTimeout(this.syncTimer);
     if (FORBIDDEN_CLOSE_CODES.includes(event.code)) {
       this.forbid();
+      return;
+    }
+    if (event.code === CLOSE.TOO_MANY_SOCKETS && !synced) {
+      // Closed before its snapshot: not a flood of syncs but a socket over the account's cap. Retrying
+      // on its own would only knock again; the person closes tabs, then tries again.
+      this.forbid(TOO_MANY_TABS, { href: window.location.href, text: "Try again" });
       return;
     }
     this._setState(this.everSynced ? "reconnecting" : "connecting");

@@ -107,10 +107,12 @@ export const CLOSE = Object.freeze({
   NOT_ALLOWED: 4403,
   GONE: 4404,
   UNAVAILABLE: 4503,
-  TOO_MANY_SYNCS: 4429,
+  TOO_MANY_SYNCS: 4429, // too many `sync` and `branch` frames
+  TOO_MANY_SOCKETS: 4429, // right after the handshake: the account holds too many sockets open
 });
 // Close codes that mean "you may not open this conversation": do not reconnect.
-// (1008 is the generic "policy violation"; UNAVAILABLE and TOO_MANY_SYNCS are worth retrying.)
+// (1008 is the generic "policy violation"; UNAVAILABLE and TOO_MANY_SYNCS are worth retrying;
+// TOO_MANY_SOCKETS, told apart by coming before the first snapshot, is the person's to retry.)
 export const FORBIDDEN_CLOSE_CODES = Object.freeze([CLOSE.LOGGED_OUT, CLOSE.NOT_ALLOWED, CLOSE.GONE, 1008]);
 
 // Browser -> server frame types (conversations/protocol.py: CLIENT_*) and builders.

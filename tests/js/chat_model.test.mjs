@@ -282,7 +282,14 @@ test("protocol declarations are frozen; close codes", () => {
     assert.ok(Object.isFrozen(P[name]), name);
   }
   for (const entry of Object.values(P.EVENT_FIELDS)) assert.ok(Object.isFrozen(entry.required) && Object.isFrozen(entry.optional));
-  assert.deepEqual(P.CLOSE, { LOGGED_OUT: 4401, NOT_ALLOWED: 4403, GONE: 4404, UNAVAILABLE: 4503, TOO_MANY_SYNCS: 4429 });
+  assert.deepEqual(P.CLOSE, {
+    LOGGED_OUT: 4401,
+    NOT_ALLOWED: 4403,
+    GONE: 4404,
+    UNAVAILABLE: 4503,
+    TOO_MANY_SYNCS: 4429,
+    TOO_MANY_SOCKETS: 4429,
+  });
   assert.deepEqual(P.FORBIDDEN_CLOSE_CODES, [4401, 4403, 4404, 1008]);
   assert.equal(P.SNAPSHOT, P.SERVER_FRAME.SNAPSHOT);
   assert.deepEqual(P.SERVER_FRAME, { SNAPSHOT: "snapshot", ERROR: "error", TITLE: "title", FEEDBACK: "feedback" });
