@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from conversations.actions import Refused, search_check
 from conversations.models import Conversation, Message
 from review import filters, views
 from review.models import TranscriptRead
@@ -116,7 +117,13 @@ class ConversationAdmin(ReadOnlyAdmin):
         )
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
-        """Searching inside the messages and tool steps needs the permission to read them."""
+        """Searching inside the messages and tool steps needs the permission to read them; a search past
+        the bounds every search has (`actions.search_check`) finds nothing and says why."""
+        try:
+            search_check(query=search_term)
+        except Refused as refused:
+            messages.error(request, refused.message)
+            return queryset.none(), False
         in_messages = request.user.has_perm(views.VIEW_MESSAGE)
         return filters.search_conversations(queryset, search_term, in_messages=in_messages), False
 

@@ -14,6 +14,7 @@ from django.urls import reverse
 from agent_runtime.report import RunReport
 from agent_runtime.transcript import RunTranscript
 from conversations.models import Conversation, Message, ToolApproval
+from conversations.actions import SEARCH_TOO_LONG
 from conversations.services import run_finish
 from review.charts import compact_number, nice_ceiling
 from review.models import TranscriptRead
@@ -214,6 +215,20 @@ def test_search_finds_message_text_tool_names_and_arguments(client, three):
     assert found(client, q="Zürich") == [ids["reviewed"]]  # an argument, stored with JSON escapes on SQLite
     assert found(client, q='"asked to count"') == [ids["quiet"]]  # answer text, a quoted phrase
     assert found(client, q="bob") == [ids["stopped"]]  # the owner
+
+
+def test_a_staff_search_past_the_bounds_finds_nothing_and_says_why_without_building_a_query(
+    client, three, django_assert_max_num_queries
+):
+    client.force_login(make_staff("reviewer", "view_conversation", "view_message"))
+    huge = " ".join(f"word{n}" for n in range(2000))
+
+    with django_assert_max_num_queries(12):  # the page's own queries; none per word
+        page = client.get(reverse(CHANGELIST), {"q": huge})
+
+    assert page.status_code == 200
+    assert SEARCH_TOO_LONG.format(words=12, chars=200) in page.content.decode()
+    assert found(client, q=" ".join(["divide"] * 13)) == []
 
 
 def test_without_view_message_search_reaches_neither_messages_nor_tool_steps(client, three):
