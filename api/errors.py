@@ -51,6 +51,7 @@ STATUS_BY_REFUSAL = {
     actions.ALREADY_DECIDED: 409,
     actions.ASSISTANT_UNAVAILABLE: 409,
     actions.RATE_LIMITED: 429,
+    actions.RESTARTING: 503,
 }
 
 # What a body that does not parse, or does not fit its schema, is told, by route: the method and

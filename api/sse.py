@@ -3,7 +3,9 @@
 A stream opened with an API token lasts only as long as the token works: every
 `API_TOKEN_RECHECK_SECONDS` it is checked again, and once revoked or expired (or its user
 deactivated) the stream ends with a `: token revoked or expired` comment. Session-cookie streams
-(the browser) are not bound to a token.
+(the browser) are not bound to a token. A process that drains for a restart ends its streams at
+once (`: server restarting ...`), so that their clients reconnect, to another process, with
+`Last-Event-ID`: nothing is lost, the run goes on wherever it executes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from agent_runtime.events import Event
 from api.auth import authenticating_token_id
 from api.selectors import api_token_is_working
 from conversations.follow import event_id
+from conversations.process import process_state
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +31,7 @@ MEDIA_TYPE = "text/event-stream"
 KEEP_ALIVE = ": keep-alive\n\n"
 TOKEN_LAPSED = ": token revoked or expired\n\n"
 TOKEN_UNCHECKED = ": token could not be checked\n\n"
+RESTARTING = ": server restarting: reconnect with Last-Event-ID\n\n"
 _OVER = object()
 
 
@@ -40,16 +44,22 @@ def format_event(event: Event) -> str:
 async def sse_chunks(items: AsyncGenerator[Event | None, None], *, token_id: int | None = None) -> AsyncIterator[str]:
     """SSE text for a follower's items (None: a keep-alive); closes the follower however it ends.
 
-    With `token_id`, ends early with a final comment once that token no longer works.
+    With `token_id`, ends early with a final comment once that token no longer works; and whatever
+    the stream, once the process drains for a restart.
     """
     lapse = asyncio.ensure_future(_token_lapse(token_id)) if token_id is not None else None
+    drain = asyncio.ensure_future(_drain_started())
     pending: asyncio.Future | None = None
     try:
         while True:
             pending = asyncio.ensure_future(_next(items))
-            await asyncio.wait({pending} if lapse is None else {pending, lapse}, return_when=asyncio.FIRST_COMPLETED)
+            ends = {pending, drain} if lapse is None else {pending, drain, lapse}
+            await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
             if lapse is not None and lapse.done():
                 yield lapse.result()
+                return
+            if drain.done():
+                yield RESTARTING
                 return
             item, pending = pending.result(), None
             if item is _OVER:
@@ -60,7 +70,7 @@ async def sse_chunks(items: AsyncGenerator[Event | None, None], *, token_id: int
         logger.debug("an event-stream client went away")
         raise
     finally:
-        await _stop(lapse, pending)
+        await _stop(lapse, drain, pending)
         if not getattr(items, "ag_running", False):  # (closing already, when both were abandoned)
             await items.aclose()
 
@@ -83,6 +93,11 @@ async def _next(items: AsyncGenerator[Event | None, None]) -> Event | object | N
         return await anext(items)
     except StopAsyncIteration:
         return _OVER
+
+
+async def _drain_started() -> None:
+    """Return once this process begins to drain (SIGTERM: a deploy)."""
+    await process_state().drain_started.wait()
 
 
 async def _token_lapse(token_id: int) -> str:

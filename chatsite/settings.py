@@ -269,6 +269,8 @@ AGENT_MAX_ITERATIONS = int(_env_number("AGENT_MAX_ITERATIONS", 8))
 # A tool call waiting for approval expires (treated as denied) after this many seconds.
 AGENT_APPROVAL_TIMEOUT = _env_number("AGENT_APPROVAL_TIMEOUT", 600.0)
 AGENT_RUN_TIMEOUT = _env_number("AGENT_RUN_TIMEOUT", 120.0)
+# A process told to stop (SIGTERM: a deploy) lets its runs finish for this long before it stops them.
+AGENT_DRAIN_SECONDS = _env_number("AGENT_DRAIN_SECONDS", AGENT_RUN_TIMEOUT)
 # A tool call that has not returned after this many seconds ends as a tool error the model sees.
 AGENT_TOOL_TIMEOUT = _env_number("AGENT_TOOL_TIMEOUT", 60.0)
 # Sync tools run in a pool of this many threads per process, never on the database's shared thread.

@@ -62,7 +62,9 @@ class ProcessState:
         """Loop time until which a failing event append or send is not retried: set when retries gave up,
         so that a Redis that stays down slows each event by one failed attempt, not by every retry."""
         self.draining = False
-        """No new work: set first by `shutdown` (the send path is to refuse runs while it is set)."""
+        """No new work: set by `begin_drain` (the send path refuses new runs while it is set)."""
+        self.drain_started = asyncio.Event()
+        """Set with `draining`: event streams end so that their clients reconnect to another process."""
         self.stopped = False
         """Set by `shutdown` once its runs are ended: an approval still waiting stops waiting (expired)."""
 
@@ -85,32 +87,51 @@ class ProcessState:
         if held > 0:
             self.open_sockets[user_id] = held
 
+    def begin_drain(self) -> None:
+        """The process is told to stop (SIGTERM, a deploy): from now on it takes no new run, and its event
+        streams end. Its runs go on (`shutdown` lets them finish). Called again, it does nothing more."""
+        if not self.draining:
+            logger.info("draining: no new runs here; %d run(s) streaming", len(self.runs))
+        self.draining = True
+        self.drain_started.set()
+
     # A bound on each wait, not on the whole: cancelling `shutdown` midway would leave waits and logs open.
-    async def shutdown(self, *, timeout: float) -> list[str]:  # noqa: ASYNC109
-        """End what the process holds, within `timeout` seconds; the ids of runs still executing after it."""
+    async def shutdown(self, *, timeout: float, finish_within: float = 0.0) -> list[str]:  # noqa: ASYNC109
+        """End what the process holds: its runs may finish within `finish_within` seconds, then the rest are
+        stopped, all within `timeout` seconds; the ids of runs still executing after it."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        # 1. No new work: no new sweeps or titles start from now on.
-        self.draining = True
-        # 2. The background tasks: their work is redone elsewhere or was optional.
+        # 1. No new work: no new runs, sweeps or titles start from now on.
+        self.begin_drain()
+        # 2. The runs' own time to finish: the answers streaming are completed, not cut.
+        await self._runs_finishing(min(deadline, loop.time() + finish_within))
+        # 3. The background tasks: their work is redone elsewhere or was optional.
         background = [*self.sweepers.values(), *self.title_tasks, *self.warm_up_tasks]
         await _cancel(background, deadline)
-        # 3. The runs: each ends `interrupted` (its answer so far stored, its one `done` sent to the tabs).
+        # 4. The runs left: each ends `interrupted` (its answer so far stored, its one `done` sent to the tabs).
         unfinished = await self._end_runs(deadline)
-        # 4. Approvals still waiting (of no run here any more): let go, so that nothing waits on.
+        # 5. Approvals still waiting (of no run here any more): let go, so that nothing waits on.
         self.stopped = True
         for woken in list(self.approval_waiters.values()):
             woken.set()
-        # 5. Sync tools still running belong to no run any more: the threads start nothing new.
+        # 6. Sync tools still running belong to no run any more: the threads start nothing new.
         if self.tool_threads is not None:
             self.tool_threads.shutdown()
-        # 6. The event logs: last, since a run's ending writes to its log.
+        # 7. The event logs: last, since a run's ending writes to its log.
         for url, log in list(self.event_logs.items()):
             try:
                 await log.close()
             except Exception:
                 logger.exception("closing the run event log %r failed", url)
         return unfinished
+
+    async def _runs_finishing(self, until: float) -> None:
+        """Wait until every run of this loop has ended by itself, or until loop time `until`."""
+        loop = asyncio.get_running_loop()
+        tasks = [a.task for a in self.runs.values() if a.loop is loop and a.task is not None and not a.task.done()]
+        if tasks and until > loop.time():
+            logger.info("draining: waiting up to %.0f s for %d run(s) to finish", until - loop.time(), len(tasks))
+            await asyncio.wait(tasks, timeout=until - loop.time())
 
     async def _end_runs(self, deadline: float) -> list[str]:
         """Interrupt every run and wait (until `deadline`) for each to store its outcome."""
@@ -148,6 +169,7 @@ class ProcessState:
             self.tool_threads = None
         self.publish_retries_paused_until = 0.0
         self.draining = False
+        self.drain_started = asyncio.Event()
         self.stopped = False
 
 

@@ -42,7 +42,8 @@ BUSY = "busy"
 RATE_LIMITED = "rate_limited"
 ASSISTANT_UNAVAILABLE = "assistant_unavailable"
 ALREADY_DECIDED = "already_decided"
-DIRECT_ERROR_CODES = (BAD_REQUEST, TOO_LONG, BUSY, RATE_LIMITED, ASSISTANT_UNAVAILABLE, ALREADY_DECIDED)
+RESTARTING = "restarting"
+DIRECT_ERROR_CODES = (BAD_REQUEST, TOO_LONG, BUSY, RATE_LIMITED, ASSISTANT_UNAVAILABLE, ALREADY_DECIDED, RESTARTING)
 
 # WebSocket close codes.
 CLOSE_LOGGED_OUT = 4401
@@ -52,6 +53,8 @@ CLOSE_UNAVAILABLE = 4503
 CLOSE_TOO_MANY_SYNCS = 4429
 """More `sync` and `branch` frames than `SYNC_MAX_PER_MINUTE` (they cost snapshots)."""
 CLOSE_TOO_MANY_SOCKETS = 4429
+# The server process is restarting (a deploy): the page reconnects at once, to another process.
+CLOSE_SERVICE_RESTART = 1012
 """Sent right after the handshake: the user holds `SOCKETS_PER_USER` sockets open on this process."""
 CLOSE_CODES = {
     "LOGGED_OUT": CLOSE_LOGGED_OUT,
@@ -60,6 +63,7 @@ CLOSE_CODES = {
     "UNAVAILABLE": CLOSE_UNAVAILABLE,
     "TOO_MANY_SYNCS": CLOSE_TOO_MANY_SYNCS,
     "TOO_MANY_SOCKETS": CLOSE_TOO_MANY_SOCKETS,
+    "SERVICE_RESTART": CLOSE_SERVICE_RESTART,
 }
 
 # Channel-layer messages to a conversation's group ("a.b" dispatches to the consumer's `a_b`).

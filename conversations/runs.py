@@ -46,8 +46,8 @@ from conversations.selectors import message_list, message_payload, run_events_re
 from conversations.services import (
     BEAT_LOST,
     BEAT_STOP,
-    RUN_INTERRUPTED,
     RUN_NOT_STORED,
+    RUN_RESTARTED,
     StartedTurn,
     run_finish,
     run_heartbeat,
@@ -340,13 +340,14 @@ async def _with_retries(attempt: Callable[[], Awaitable[Any]], doing: str, run_i
 
 
 def _interruption(active: ActiveRun, cancelled: Event) -> tuple[Event, Event]:
-    """A run the process stopped ends as a dead process's run does (see `watchdog`): its report and its
-    last events say `interrupted`, not `cancelled`: an `error` `interrupted`, then `done`."""
+    """A run the process stopped (it restarts, and the drain's time ran out) ends as a dead process's run
+    does (see `watchdog`): its report and its last events say `interrupted`, not `cancelled`: an `error`
+    `interrupted` saying the server restarted, then `done`."""
     report = active.agent_run.report
     report.status = "interrupted"
-    report.error_code, report.error_message = events.ERROR_INTERRUPTED, RUN_INTERRUPTED
+    report.error_code, report.error_message = events.ERROR_INTERRUPTED, RUN_RESTARTED
     seq = cancelled["seq"]
-    error = events.error(run_id=active.run_id, seq=seq, code=events.ERROR_INTERRUPTED, message=RUN_INTERRUPTED)
+    error = events.error(run_id=active.run_id, seq=seq, code=events.ERROR_INTERRUPTED, message=RUN_RESTARTED)
     return error, events.done(run_id=active.run_id, seq=seq + 1, status="interrupted")
 
 

@@ -23,6 +23,7 @@ from conversations import live, protocol, runs
 from conversations.actions import Refused, text_check
 from conversations.assistants import assistant_get, assistant_model_config
 from conversations.models import Conversation, Message
+from conversations.process import process_state
 from conversations.selectors import answer_for_client_id, history_for_agent, question_get
 from conversations.services import (
     NothingToRegenerate,
@@ -51,6 +52,8 @@ BRANCH_BUSY = "An answer is still being written; choose another version once it 
 TOO_LONG = "The message is longer than {limit} characters."
 RUN_BUSY = "An answer is still being written; wait for it or stop it first."
 RATE_LIMITED = "You are sending too fast or have too many answers streaming; try again in {seconds} s."
+RESTARTING = "This server is restarting and starts no new answers; send again in a moment."
+RESTART_RETRY_AFTER = 1
 ASSISTANT_UNAVAILABLE = (
     "This conversation's assistant ({assistant_id!r}) is no longer offered here; its messages stay readable. "
     "Start a new conversation to go on."
@@ -148,6 +151,8 @@ async def _turn(
     run starts. A resend of a stored `client_id` is found by the store's unique constraint, or, when
     the send is refused, before the refusal: a resend is never refused."""
     try:
+        if not process_state().accepting_runs:  # draining for a restart: another process takes the send
+            raise Refused(protocol.RESTARTING, RESTARTING, RESTART_RETRY_AFTER)
         assistant = assistant_get(conversation.assistant_id)
         if assistant is None:
             message = ASSISTANT_UNAVAILABLE.format(assistant_id=conversation.assistant_id)

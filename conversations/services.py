@@ -18,6 +18,7 @@ from conversations.selectors import conversation_retry_after, send_state, stale_
 TITLE_LENGTH = 60
 TOO_MANY_CONVERSATIONS = "You started {limit} conversations in the last hour; try again in {seconds} s."
 RUN_INTERRUPTED = "The server writing this answer stopped before it finished."
+RUN_RESTARTED = "The server restarted before this answer finished: Regenerate it to get the rest."
 RUN_NOT_STORED = "The answer could not be stored; what could be kept is shown. Send again to retry."
 TITLE_MAX_LENGTH = 200
 TITLE_EMPTY = "The 'title' must not be blank."

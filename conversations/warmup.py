@@ -22,11 +22,13 @@ _fork_hook_registered = False
 
 
 def serving_process(argv: list[str] | None = None) -> bool:
-    """Whether this process is a web server (daphne, uvicorn, gunicorn, hypercorn, granian), not `manage.py`
-    or a test run: `daphne ...` as well as `python -m daphne ...`."""
-    program = Path((argv if argv is not None else sys.argv)[0] or "")
+    """Whether this process is a web server (daphne, uvicorn, gunicorn, hypercorn, granian, or
+    `manage.py serve` and its workers), not another `manage.py` command or a test run: `daphne ...` as
+    well as `python -m daphne ...`."""
+    argv = argv if argv is not None else sys.argv
+    program = Path(argv[0] or "") if argv else Path()
     name = program.parent.name if program.name == "__main__.py" else program.name
-    return name in WEB_SERVERS
+    return name in WEB_SERVERS or (name == "manage.py" and argv[1:2] == ["serve"])
 
 
 def warm_up_if_serving() -> dict[str, float] | None:

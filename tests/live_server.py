@@ -2,8 +2,8 @@
 
 `Deployment` prepares a database (a fresh PostgreSQL database, or a SQLite file), runs
 the migrations and collectstatic, and starts server processes with the production
-settings: uvicorn (the documented production server, with the options of `docs/deploy.md`)
-or daphne, chosen by `TEST_ASGI_SERVER` (`uvicorn` by default). `Browser`-less clients sign
+settings: `manage.py serve` (uvicorn, the documented production server, with the options of
+`docs/deploy.md`) or daphne, chosen by `TEST_ASGI_SERVER` (`uvicorn` by default). `Browser`-less clients sign
 up over HTTP like a person, and open WebSockets with the session cookie and the page's Origin.
 """
 
@@ -30,12 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 DAPHNE = BIN / "daphne"
 PASSWORD = "a-long-test-password-1"
-# The production command's options (docs/deploy.md): uvloop and httptools; websockets' sans-I/O
-# protocol (uvicorn's older `websockets` one is deprecated, and stalls a socket whose client
-# floods it unread, so that its consumer never closes it); no lifespan (Channels' router has
-# none); the client's address as the socket gives it (the product reads X-Forwarded-For itself,
-# behind DJANGO_BEHIND_PROXY); daphne's 1 MiB frame limit; no per-message compression (CPU per
-# frame per tab, for frames of a few dozen bytes).
+# uvicorn's options for an application other than the product's (the benchmark's references), as
+# `manage.py serve` gives them (docs/deploy.md): uvloop and httptools; websockets' sans-I/O protocol;
+# no lifespan (those applications have none); the client's address as the socket gives it; daphne's
+# 1 MiB frame limit; no per-message compression.
+APPLICATION = "chatsite.asgi:application"
 UVICORN_OPTIONS = (
     "--loop",
     "uvloop",
@@ -67,7 +66,9 @@ def server_command(server: str, app: str, port: int) -> list[str]:
     """The command line serving `app` on 127.0.0.1:`port` with `server` (`uvicorn` or `daphne`)."""
     if server == "daphne":
         return [str(DAPHNE), "-b", "127.0.0.1", "-p", str(port), app]
-    if server == "uvicorn":
+    if server == "uvicorn" and app == APPLICATION:  # the production command, as operators start it
+        return [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if server == "uvicorn":  # another application (the benchmark's references): the same options
         return [str(BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port), *UVICORN_OPTIONS]
     raise ValueError(f"unknown ASGI server {server!r}")
 
@@ -184,6 +185,7 @@ class Deployment:
             SIGNUP_RATE_PER_IP="100000/m",
             RATE_LIMIT_CONVERSATIONS_PER_HOUR="100000",
             AGENT_MODEL_TITLES="0",  # scripted model answers are for the runs; a test may turn it on
+            AGENT_DRAIN_SECONDS="5",  # a server stopped mid-answer (a test's end) waits no longer
             LOG_LEVEL="WARNING",
         )
         env.update(extra_env or {})

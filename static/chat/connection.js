@@ -3,7 +3,8 @@
 // One socket at a time. It reconnects with backoff (0.5 s doubling to 10 s,
 // jittered) and gives up for good on a "forbidden" close code, when a refused
 // handshake turns out to be a refused page, or when the server says, before the
-// first snapshot, that the account has too many tabs open (the person retries). Frames go to the ChatModel: a
+// first snapshot, that the account has too many tabs open (the person retries). A restarting
+// server (close code 1012) is reconnected to at once, silently. Frames go to the ChatModel: a
 // snapshot replaces its state, run events are checked for order, and a gap sends
 // `sync` (with a new socket when no snapshot comes back). A run that goes quiet
 // is synced too, since a lost trailing event leaves no gap to notice. The page
@@ -139,6 +140,15 @@ export class Connection {
       this.forbid();
       return;
     }
+    if (event.code === CLOSE.SERVICE_RESTART && !this.restarting) {
+      // A deploy: this process drains while another serves. Reconnect now, from the first backoff step,
+      // without telling the person anything; the run goes on over there. Only once in a row: a second
+      // restart close before a snapshot takes the usual backoff.
+      this.restarting = true;
+      this.attempt = 0;
+      this.connect();
+      return;
+    }
     if (event.code === CLOSE.TOO_MANY_SOCKETS && !synced) {
       // Closed before its snapshot: not a flood of syncs but a socket over the account's cap. Retrying
       // on its own would only knock again; the person closes tabs, then tries again.
@@ -230,6 +240,7 @@ export class Connection {
     this.model.applySnapshot(frame);
     this.synced = true;
     this.everSynced = true;
+    this.restarting = false;
     this.attempt = 0;
     this._setState("open");
     this.flush(number);

@@ -89,6 +89,7 @@ export const DIRECT_ERROR = Object.freeze({
   RATE_LIMITED: "rate_limited",
   ASSISTANT_UNAVAILABLE: "assistant_unavailable",
   ALREADY_DECIDED: "already_decided", // an `approval` frame came too late (decided, expired) or twice
+  RESTARTING: "restarting", // this server process is draining for a restart: send again (retry_after)
 });
 // Direct errors that reject the browser's last `send` (its text goes back into the composer).
 // ALREADY_DECIDED is not one: it answers an `approval` frame.
@@ -98,6 +99,7 @@ export const SEND_REJECTION_CODES = Object.freeze([
   DIRECT_ERROR.RATE_LIMITED,
   DIRECT_ERROR.BAD_REQUEST,
   DIRECT_ERROR.ASSISTANT_UNAVAILABLE,
+  DIRECT_ERROR.RESTARTING,
   "empty",
 ]);
 
@@ -109,6 +111,7 @@ export const CLOSE = Object.freeze({
   UNAVAILABLE: 4503,
   TOO_MANY_SYNCS: 4429, // too many `sync` and `branch` frames
   TOO_MANY_SOCKETS: 4429, // right after the handshake: the account holds too many sockets open
+  SERVICE_RESTART: 1012, // the server process restarts (a deploy): reconnect at once, say nothing
 });
 // Close codes that mean "you may not open this conversation": do not reconnect.
 // (1008 is the generic "policy violation"; UNAVAILABLE and TOO_MANY_SYNCS are worth retrying;

@@ -24,6 +24,7 @@ from tests.fake_openai import FakeOpenAI, RequestTiming
         (["/srv/.venv/lib/python3.11/site-packages/uvicorn/__main__.py", "chatsite.asgi:application"], True),
         (["gunicorn"], True),
         (["manage.py", "migrate"], False),
+        (["/srv/manage.py", "serve", "--port", "8001"], True),
         (["/srv/.venv/bin/pytest"], False),
         ([""], False),
     ],

@@ -16,7 +16,7 @@ from conversations.approvals import RunApprovals
 from conversations.event_log import RedisEventLog, get_event_log
 from conversations.models import Message, ToolApproval
 from conversations.process import ProcessState, process_state
-from conversations.services import RUN_INTERRUPTED
+from conversations.services import RUN_RESTARTED
 from conversations.watchdog import ensure_watchdog
 from tests.fake_openai import StreamResponse, content_chunks, tool_calls_chunks
 from tests.services import require_redis
@@ -74,7 +74,7 @@ async def test_shutdown_ends_a_streaming_run_interrupted_with_one_done_and_its_a
     assert logged == seen  # the log holds the one `done` too: nothing came after it
     assistant = (await stored_messages(conversation))[-1]
     shown = "".join(e["text"] for e in seen if e["type"] == "token")
-    assert (assistant.status, assistant.error) == ("interrupted", RUN_INTERRUPTED)
+    assert (assistant.status, assistant.error) == ("interrupted", RUN_RESTARTED)
     assert assistant.content == shown
     assert assistant.content.startswith("1, 2, 3,")
 

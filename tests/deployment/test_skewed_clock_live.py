@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import redis
 
-from tests.live_server import asgi_server, server_command
+from tests.live_server import APPLICATION, asgi_server, server_command
 from tests.live_tabs import LiveTab, is_token_with
 from tests.services import require_faketime, require_postgres, require_redis
 from tests.support.deployments import live_deployment
@@ -30,7 +30,7 @@ async def test_a_process_a_minute_ahead_leaves_a_live_run_alone_and_refuses_a_se
     faketime = require_faketime()
     on_time = deployment.start_server()
     ahead = deployment.start_server(
-        command=lambda port: [faketime, "-f", AHEAD, *server_command(asgi_server(), "chatsite.asgi:application", port)],
+        command=lambda port: [faketime, "-f", AHEAD, *server_command(asgi_server(), APPLICATION, port)],
         FAKETIME_DONT_FAKE_MONOTONIC="1",  # only the wall clock is off, as with a bad NTP
     )
     session = deployment.sign_up(on_time)

@@ -289,6 +289,7 @@ test("protocol declarations are frozen; close codes", () => {
     UNAVAILABLE: 4503,
     TOO_MANY_SYNCS: 4429,
     TOO_MANY_SOCKETS: 4429,
+    SERVICE_RESTART: 1012,
   });
   assert.deepEqual(P.FORBIDDEN_CLOSE_CODES, [4401, 4403, 4404, 1008]);
   assert.equal(P.SNAPSHOT, P.SERVER_FRAME.SNAPSHOT);

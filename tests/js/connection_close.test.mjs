@@ -50,3 +50,33 @@ test("4429 after the snapshot (a sync flood) reconnects with backoff", () => {
   assert.deepEqual(told.states, ["reconnecting"]);
   clearTimeout(conn.reconnectTimer);
 });
+
+test("1012 (the server restarts) reconnects at once, silently, and only once before a snapshot", () => {
+  const { conn, told } = connection();
+  const opened = [];
+  globalThis.WebSocket = class {
+    constructor(url) {
+      opened.push(url);
+    }
+    addEventListener() {}
+  };
+  conn.synced = true;
+  conn.everSynced = true;
+  conn.attempt = 4;
+
+  conn._onClose({ code: CLOSE.SERVICE_RESTART }, true);
+
+  assert.equal(opened.length, 1); // a new socket now, no timer
+  assert.equal(conn.reconnectTimer, null);
+  assert.equal(conn.attempt, 0);
+  assert.deepEqual(told.states, []); // nothing shown
+  assert.equal(conn.forbidden, false);
+
+  conn.ws = null;
+  conn._onClose({ code: CLOSE.SERVICE_RESTART }, true); // again, before any snapshot: the usual backoff
+  assert.equal(opened.length, 1);
+  assert.notEqual(conn.reconnectTimer, null);
+  assert.deepEqual(told.states, ["reconnecting"]);
+  clearTimeout(conn.reconnectTimer);
+  delete globalThis.WebSocket;
+});
