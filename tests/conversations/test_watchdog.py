@@ -94,9 +94,7 @@ TAIL_AFTER_LOSS = [  # what a log begun again mid-run holds (Redis lost the stre
 async def test_the_sweep_never_stores_less_than_the_heartbeat_did(conversation, settings, logged, stored):
     message = await _dead_run(conversation, heartbeat_age=settings.RUN_STALE_SECONDS + 5)
     steps = [{"call_id": "c1", "name": "add", "args": {"x": 1, "y": 2}, "output": 3}]
-    await database_sync_to_async(Message.objects.filter(pk=message.pk).update)(
-        content=HEARTBEAT_TEXT, tool_steps=steps
-    )
+    await database_sync_to_async(Message.objects.filter(pk=message.pk).update)(content=HEARTBEAT_TEXT, tool_steps=steps)
     for event in logged:
         await get_event_log().append("dead", event, events.encode(event))
 
