@@ -155,3 +155,28 @@ async def test_sigkill_ends_the_answer_interrupted_with_what_the_heartbeat_saved
     assert ended_in <= 30
     print(f"\nkill: interrupted {ended_in:.1f} s after SIGKILL, {len(content)} characters kept")
     await on_other.close()
+
+
+async def test_a_lost_stream_then_a_crash_keeps_the_text_the_heartbeat_saved(deployment):
+    writer, other = deployment.start_server(server="uvicorn"), deployment.start_server(server="uvicorn")
+    session = deployment.sign_up(writer)
+    conversation = session.new_conversation()
+    on_other = await LiveTab.open(other, session, conversation)
+    client = redis.Redis.from_url(deployment.env["REDIS_URL"])
+
+    await on_other.ask(QUESTION)  # the process the tab is on writes the answer
+    run_id = (await on_other.receive_until(lambda f: f.get("type") == "run_started"))[-1]["run_id"]
+    await on_other.close()
+    on_writer = await LiveTab.open(writer, session, conversation)
+    await on_writer.receive_until(is_token_with("30,"))
+    beaten = await eventually(lambda: (stored(deployment, run_id)[0][1] or None), message="a heartbeat saved text")
+    assert client.delete(f"agentchat:run:{run_id}") == 1  # Redis loses the stream (a failover to a stale replica)
+    await on_writer.receive_until(is_token_with("40,"))  # appends go on: a new stream, holding only a tail
+    other.process.send_signal(signal.SIGKILL)  # the process writing the answer dies
+
+    ending = await on_writer.receive_until(lambda f: f.get("type") == "done")
+    status, content, _error = stored(deployment, run_id)[0]
+
+    assert ending[-1]["status"] == "interrupted"
+    assert status == "interrupted" and content.startswith(beaten) and content.startswith("1, 2, 3,")
+    await on_writer.close()
