@@ -13,6 +13,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from agent_runtime.llm import DEFAULT_OPENAI_MODEL, ModelConfig
+from chatsite.redis_clients import RedisTarget, sentinel_addresses
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -148,6 +149,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and _env_bo
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = _env("REDIS_URL")
+# Or through Redis Sentinel: the master it names, asked again after a failover (docs/deploy.md).
+REDIS_SENTINELS = sentinel_addresses(_env("REDIS_SENTINELS"))
+REDIS_SENTINEL_MASTER = _env("REDIS_SENTINEL_MASTER")
+REDIS_SENTINEL_PASSWORD = _env("REDIS_SENTINEL_PASSWORD")
+REDIS_SENTINEL_MASTER_PASSWORD = _env("REDIS_SENTINEL_MASTER_PASSWORD")
+_REDIS = RedisTarget.configured(
+    url=REDIS_URL,
+    sentinels=REDIS_SENTINELS,
+    master=REDIS_SENTINEL_MASTER,
+    sentinel_password=REDIS_SENTINEL_PASSWORD,
+    master_password=REDIS_SENTINEL_MASTER_PASSWORD,
+)
 CHANNEL_CAPACITY = int(_env_number("CHANNEL_CAPACITY", 100))
 REDIS_CHANNEL_LAYER = _env("REDIS_CHANNEL_LAYER", "pubsub")
 _REDIS_LAYERS = {
@@ -156,7 +169,7 @@ _REDIS_LAYERS = {
 }
 if REDIS_CHANNEL_LAYER not in _REDIS_LAYERS:
     raise ImproperlyConfigured(f"REDIS_CHANNEL_LAYER must be one of {sorted(_REDIS_LAYERS)}")
-if REDIS_URL:
+if _REDIS:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": _REDIS_LAYERS[REDIS_CHANNEL_LAYER],
@@ -164,9 +177,7 @@ if REDIS_URL:
             # waiting for a message: give reads more, and fail connects fast.
             "CONFIG": {
                 # redis-py 8 pools raise past 100 connections; a burst of tabs closing needs more.
-                "hosts": [
-                    {"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 2, "max_connections": 1000}
-                ],
+                "hosts": [_REDIS.channel_layer_host(socket_timeout=15, socket_connect_timeout=2, max_connections=1000)],
                 "capacity": CHANNEL_CAPACITY,
             },
         }
@@ -181,20 +192,14 @@ else:
 
 # The cache holds the login and sign-up throttles' counts, so it must be shared by every process:
 # Redis when there is one; else this one process's memory, which all its requests share.
-if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2},
-        }
-    }
+if _REDIS:
+    CACHES = {"default": _REDIS.cache(socket_timeout=2, socket_connect_timeout=2)}
     # django-ratelimit lists django-redis, not Django's own RedisCache, as supported (W001); Django's
     # also adds with SET NX and increments with INCRBY, atomically, which is all the throttle needs.
     SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    # Without REDIS_URL the product serves from one process (docs/deploy.md), so local memory is
+    # Without Redis the product serves from one process (docs/deploy.md), so local memory is
     # shared by every request that counts; django-ratelimit cannot know that, and calls LocMemCache
     # not shared (E003, an error that would stop `manage.py check`) and not supported (W001).
     SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]

@@ -1,8 +1,8 @@
 """Each streaming run's events, kept so that a tab joining late (on any process) can catch up.
 
 One interface, two backends: in this process's memory when there is one process, or a
-Redis Stream per run (`REDIS_URL` set) shared by every process. A run's log expires a
-while after its `done`.
+Redis Stream per run (`REDIS_URL` or `REDIS_SENTINELS` set) shared by every process. A run's
+log expires a while after its `done`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import weakref
 from typing import Protocol
 
 import redis.asyncio as aioredis
-from django.conf import settings
 from redis.exceptions import ResponseError
 
 from agent_runtime.events import Event
+from chatsite.redis_clients import RedisTarget, redis_target
 from conversations.process import process_state
 
 KEY_PREFIX = "agentchat:run:"
@@ -65,8 +65,9 @@ class RedisEventLog:
     """A Redis Stream per run: `XADD` per event (its id the event's `seq`), `XRANGE` to read, `EXPIRE`
     after `done`."""
 
-    def __init__(self, url: str) -> None:
-        self._url = url
+    def __init__(self, target: RedisTarget | str) -> None:
+        """`target`: where Redis is (`redis_target()`); a URL is short for `RedisTarget(url=...)`."""
+        self._target = RedisTarget(url=target) if isinstance(target, str) else target
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
             weakref.WeakKeyDictionary()
         )
@@ -75,9 +76,7 @@ class RedisEventLog:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = aioredis.Redis.from_url(
-                self._url, socket_timeout=5, socket_connect_timeout=2, max_connections=1000
-            )
+            client = self._target.async_client(socket_timeout=5, socket_connect_timeout=2, max_connections=1000)
             self._clients[loop] = client
         return client
 
@@ -111,9 +110,9 @@ class RedisEventLog:
 
 
 def get_event_log() -> RunEventLog:
-    """The log for the current settings (Redis when `REDIS_URL` is set)."""
-    url = settings.REDIS_URL
+    """The log for the current settings (Redis when `REDIS_URL` or `REDIS_SENTINELS` is set)."""
+    target = redis_target()
     logs = process_state().event_logs
-    if url not in logs:
-        logs[url] = RedisEventLog(url) if url else MemoryEventLog()
-    return logs[url]
+    if target.name not in logs:
+        logs[target.name] = RedisEventLog(target) if target else MemoryEventLog()
+    return logs[target.name]
