@@ -13,7 +13,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from agent_runtime.llm import DEFAULT_OPENAI_MODEL, ModelConfig
-from chatsite.redis_clients import RedisTarget, sentinel_addresses
+from conversations.redis_clients import RedisTarget, sentinel_addresses
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

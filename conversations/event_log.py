@@ -16,8 +16,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from agent_runtime.events import Event
-from chatsite.redis_clients import RedisTarget, redis_target
 from conversations.process import process_state
+from conversations.redis_clients import RedisTarget, redis_target
 
 KEY_PREFIX = "agentchat:run:"
 LIVE_TTL_SECONDS = 24 * 3600

@@ -53,7 +53,7 @@ class ProcessState:
         self.warm_up_tasks: set[asyncio.Task[None]] = set()
         """The warm-up's first connections, opened on the serving loop."""
         self.event_logs: dict[str, HeldLog] = {}
-        """The run event logs, by `REDIS_URL` (empty for the in-memory one)."""
+        """The run event logs, by where Redis is (`redis_clients.RedisTarget.name`; empty for the in-memory one)."""
         self.open_sockets: dict[int, int] = {}
         """How many conversation sockets each user holds open here, by user id (`SOCKETS_PER_USER`)."""
         self.tool_threads: ToolThreads | None = None

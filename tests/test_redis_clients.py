@@ -14,7 +14,7 @@ from channels_redis.utils import create_pool
 from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import ImproperlyConfigured
 
-from chatsite.redis_clients import (
+from conversations.redis_clients import (
     SENTINEL_MASTER_MISSING,
     SENTINEL_OPTION_UNUSED,
     SENTINELS_MALFORMED,
@@ -65,11 +65,11 @@ def test_sentinels_configure_the_channel_layer_the_cache_and_the_event_log():
     host = shown["host"]
     assert host["sentinels"] == [["sentinel-1", 26379], ["sentinel-2", 26380], ["::1", 26381]]
     assert host["master_name"] == "mymaster"
-    assert host["connection_class"] == "chatsite.redis_clients.MasterFollowingConnection"
+    assert host["connection_class"] == "conversations.redis_clients.MasterFollowingConnection"
     assert "address" not in host and "password" not in host["sentinel_kwargs"]
     cache = shown["cache"]
     assert cache["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
-    assert cache["OPTIONS"]["pool_class"] == "chatsite.redis_clients.SentinelMasterPool"
+    assert cache["OPTIONS"]["pool_class"] == "conversations.redis_clients.SentinelMasterPool"
     assert cache["OPTIONS"]["sentinels"] == host["sentinels"] and cache["OPTIONS"]["master_name"] == "mymaster"
     assert shown["log"] == "RedisEventLog"
 

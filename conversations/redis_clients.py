@@ -114,7 +114,7 @@ class RedisTarget:
         if not self.sentinels:
             return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": self.url, "OPTIONS": options}
         sentinel_options = {
-            "pool_class": "chatsite.redis_clients.SentinelMasterPool",
+            "pool_class": "conversations.redis_clients.SentinelMasterPool",
             "sentinels": list(self.sentinels),
             "master_name": self.master,
             "sentinel_kwargs": self._sentinel_kwargs(),
