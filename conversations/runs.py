@@ -115,14 +115,26 @@ async def conversation_snapshot(conversation: Conversation) -> dict[str, Any]:
     active_run = None
     last = messages[-1] if messages else None
     if last is not None and last.role == Message.Role.ASSISTANT and last.run_id:
-        logged = await run_events_read(last.run_id)
-        still_streaming = logged and logged[-1]["type"] != events.DONE
-        if still_streaming or (last.status == Message.Status.GENERATING and not logged):
+        logged = after_last_gap(await run_events_read(last.run_id))
+        # Streaming: its log has no `done` yet, and storage says so too (a log that lost its `done` in a
+        # Redis failover belongs to an answer stored since, which `messages` shows whole).
+        still_streaming = bool(logged) and logged[-1]["type"] != events.DONE
+        if last.status == Message.Status.GENERATING and (still_streaming or not logged):
             active_run = {"run_id": last.run_id, "events": logged}
             if not logged or logged[0]["type"] != events.RUN_STARTED:
                 resumed = await database_sync_to_async(run_events_resumed)(answer=last, logged=logged)
                 active_run = {"run_id": last.run_id, "events": resumed, "head_lost": True}
     return protocol.snapshot_frame(messages=[message_payload(m) for m in messages], active_run=active_run)
+
+
+def after_last_gap(logged: list[Event]) -> list[Event]:
+    """The run's logged events from the last gap in their `seq` on (all of them when there is none): a
+    log that lost events in the middle (a Redis failover) is served as one that lost its head, the
+    stored answer standing in for what came before (`run_events_resumed`)."""
+    for index in range(len(logged) - 1, 0, -1):
+        if logged[index]["seq"] != logged[index - 1]["seq"] + 1:
+            return logged[index:]
+    return logged
 
 
 async def run_events_read(run_id: str) -> list[Event]:

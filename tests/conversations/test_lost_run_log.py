@@ -162,3 +162,32 @@ async def test_a_redis_log_lost_mid_run_gives_a_late_tab_the_start_and_the_answe
     assert "40," in shown
     stored = (await stored_messages(conversation))[-1].content
     assert stored.startswith(shown)
+
+
+@pytest.mark.asyncio
+async def test_a_log_with_a_gap_in_the_middle_is_served_from_the_gap_on_over_the_stored_answer(conversation):
+    await database_sync_to_async(generating_answer)(conversation)
+    # A failover lost seq 3 to 88 in the middle: the head and a tail survive.
+    await log(
+        events.run_started(run_id=RUN_ID, model="offline-demo", seq=1),
+        events.token(run_id=RUN_ID, text="Two", seq=2),
+        events.token(run_id=RUN_ID, text=" and more", seq=89),
+    )
+
+    active = (await conversation_snapshot(conversation))["active_run"]
+
+    assert active["head_lost"] is True
+    assert [e["seq"] for e in active["events"]] == [1, 89]  # the start rebuilt, then the tail: no hole shown
+    assert active["events"][1]["text"] == " and more"
+
+
+@pytest.mark.asyncio
+async def test_a_stored_answer_whose_log_lost_its_done_is_shown_stored_not_streaming(conversation):
+    _, answer = await database_sync_to_async(generating_answer)(conversation)
+    await log(events.run_started(run_id=RUN_ID, model="offline-demo", seq=1))  # `done` never reached the log
+    await database_sync_to_async(Message.objects.filter(pk=answer.pk).update)(status=Message.Status.COMPLETED)
+
+    snapshot = await conversation_snapshot(conversation)
+
+    assert snapshot["active_run"] is None
+    assert snapshot["messages"][-1]["status"] == "completed"
