@@ -169,7 +169,7 @@ async def test_a_lost_stream_then_a_crash_keeps_the_text_the_heartbeat_saved(dep
     await on_other.close()
     on_writer = await LiveTab.open(writer, session, conversation)
     await on_writer.receive_until(is_token_with("30,"))
-    beaten = await eventually(lambda: (stored(deployment, run_id)[0][1] or None), message="a heartbeat saved text")
+    beaten = await eventually(lambda: stored(deployment, run_id)[0][1] or None, message="a heartbeat saved text")
     assert client.delete(f"agentchat:run:{run_id}") == 1  # Redis loses the stream (a failover to a stale replica)
     await on_writer.receive_until(is_token_with("40,"))  # appends go on: a new stream, holding only a tail
     other.process.send_signal(signal.SIGKILL)  # the process writing the answer dies

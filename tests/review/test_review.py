@@ -13,8 +13,8 @@ from django.urls import reverse
 
 from agent_runtime.report import RunReport
 from agent_runtime.transcript import RunTranscript
-from conversations.models import Conversation, Message, ToolApproval
 from conversations.actions import SEARCH_TOO_LONG
+from conversations.models import Conversation, Message, ToolApproval
 from conversations.services import run_finish
 from review.charts import compact_number, nice_ceiling
 from review.models import TranscriptRead
