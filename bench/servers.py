@@ -23,13 +23,15 @@ from tests.live_server import BIN, UVICORN_OPTIONS, Deployment, Server, server_c
 BENCH_APP = "bench.asgi:application"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 LAYERS = ("memory", "core", "pubsub")
-# The product's defaults (Deployment.create speeds these up for the tests), and no rate limit.
+# The product's defaults (Deployment.create speeds these up for the tests), and no rate limit nor
+# socket cap: the benchmark's one user opens hundreds of tabs.
 PRODUCT_ENV = {
     "RUN_HEARTBEAT_SECONDS": "5",
     "RUN_STALE_SECONDS": "20",
     "RUN_SWEEP_SECONDS": "10",
     "RATE_LIMIT_MESSAGES_PER_MINUTE": "1000000",
     "RATE_LIMIT_CONCURRENT_RUNS": "100000",
+    "SOCKETS_PER_USER": "1000000",
 }
 
 
