@@ -170,7 +170,10 @@ async def test_a_run_a_sweep_took_for_dead_stops_silently_and_the_next_send_is_t
     assert await watchdog.sweep_interrupted_runs() == 1
 
     seen = await tab.run_events_until_done()
-    assert seen[-2:][0]["code"] == "interrupted" and seen[-1]["status"] == "interrupted"
+    # Until it learns of the sweep, the stalled run may still send a token or two, with the seqs the
+    # sweep's `error` and `done` took: the page keeps the first of each seq; the sweep's are all sent.
+    assert any(e.get("code") == "interrupted" for e in seen if e["type"] == "error")
+    assert seen[-1]["type"] == "done" and seen[-1]["status"] == "interrupted"
     await eventually(lambda: not process_state().runs, message="the lost run has stopped")
     _user, swept = await wait_until_answered(conversation)
     assert swept.status == "interrupted"  # the late run stored nothing over the sweep's outcome
