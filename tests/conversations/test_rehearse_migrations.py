@@ -24,6 +24,8 @@ from conversations.management.commands.rehearse_migrations import (
     COPY_OR_IN_PLACE,
     NOT_POSTGRES,
     NOTHING_TO_APPLY,
+    SEED_OUT_OF_RANGE,
+    THRESHOLD_OUT_OF_RANGE,
     VERDICT_OK,
     VERDICT_STALL,
 )
@@ -210,3 +212,18 @@ def test_the_rehearsal_on_a_copy_leaves_the_source_as_it_was(database_url):
 def test_sqlite_is_not_rehearsed(db):
     with pytest.raises(CommandError, match=NOT_POSTGRES.format(vendor="sqlite")):
         call_command("rehearse_migrations", "--in-place")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "refusal"),
+    [
+        (["--seed-messages", "-1"], SEED_OUT_OF_RANGE),
+        (["--seed-messages", "10000001"], SEED_OUT_OF_RANGE),
+        (["--threshold", "0"], THRESHOLD_OUT_OF_RANGE),
+        (["--threshold", "86400"], THRESHOLD_OUT_OF_RANGE),
+    ],
+)
+def test_out_of_bound_options_are_refused_before_anything_runs(db, arguments, refusal):
+    with pytest.raises(CommandError) as refused:
+        call_command("rehearse_migrations", "--in-place", *arguments)
+    assert str(refused.value) == refusal

@@ -37,6 +37,10 @@ COPY_OR_IN_PLACE = (
     "Say where to rehearse: --copy-from SOURCE (a copy is made and dropped), or --in-place "
     "(the configured database is itself a copy: it is migrated, and seeded if asked)."
 )
+MAX_SEED_MESSAGES = 10_000_000
+MAX_THRESHOLD_SECONDS = 3600.0
+SEED_OUT_OF_RANGE = f"--seed-messages takes 0 to {MAX_SEED_MESSAGES:,} messages."
+THRESHOLD_OUT_OF_RANGE = f"--threshold takes more than 0 and at most {MAX_THRESHOLD_SECONDS:g} seconds."
 STALLS = "{count} migration(s) would stall the chat (a read or write waited over {threshold:g} s)."
 NOTHING_TO_APPLY = "No migrations to apply."
 NO_MESSAGES_TABLE = "The messages table is not there yet: nothing the chat reads to measure (run migrate)."
@@ -65,6 +69,10 @@ class Command(BaseCommand):
         parser.add_argument("--threshold", type=float, default=1.0, help="Seconds of waiting that stall the chat.")
 
     def handle(self, *args: object, **options: object) -> None:
+        if not 0 <= options["seed_messages"] <= MAX_SEED_MESSAGES:  # type: ignore[operator]
+            raise CommandError(SEED_OUT_OF_RANGE)
+        if not 0 < options["threshold"] <= MAX_THRESHOLD_SECONDS:  # type: ignore[operator]
+            raise CommandError(THRESHOLD_OUT_OF_RANGE)
         if connection.vendor != "postgresql":
             raise CommandError(NOT_POSTGRES.format(vendor=connection.vendor))
         if bool(options["copy_from"]) == bool(options["in_place"]):
