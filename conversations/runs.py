@@ -324,31 +324,39 @@ async def publish_event(conversation_id: int, run_id: str, event: Event) -> None
     keeps each `seq` once whatever the retries (`event_log`), and tabs ignore a `seq` they have."""
     text = events.encode(event)
     log, layer = get_event_log(), get_channel_layer()
-    await _with_retries(functools.partial(log.append, run_id, event, text), "logging", run_id, event)
+    # The per-token path: one plain call each; the retry machinery only once one has failed.
+    try:
+        await log.append(run_id, event, text)
+    except Exception as error:
+        await _retried(functools.partial(log.append, run_id, event, text), error, "logging", run_id, event)
     # Past the retries, tabs that miss the event see a gap in `seq` and catch up from the log or storage.
-    message = protocol.run_event_message(text)
-    await _with_retries(
-        functools.partial(layer.group_send, protocol.group_name(conversation_id), message), "relaying", run_id, event
-    )
+    group, message = protocol.group_name(conversation_id), protocol.run_event_message(text)
+    try:
+        await layer.group_send(group, message)
+    except Exception as error:
+        await _retried(functools.partial(layer.group_send, group, message), error, "relaying", run_id, event)
 
 
-async def _with_retries(attempt: Callable[[], Awaitable[Any]], doing: str, run_id: str, event: Event) -> None:
-    """`attempt()`, and again after each of `PUBLISH_RETRY_DELAYS` while it fails; logged if it never succeeds."""
+async def _retried(
+    attempt: Callable[[], Awaitable[Any]], failure: Exception, doing: str, run_id: str, event: Event
+) -> None:
+    """After `attempt()` failed with `failure`: again after each of `PUBLISH_RETRY_DELAYS` while it fails
+    (none while retries are paused); logged either way."""
     state, loop = process_state(), asyncio.get_running_loop()
     delays = PUBLISH_RETRY_DELAYS if loop.time() >= state.publish_retries_paused_until else ()
-    for number, delay in enumerate((0.0, *delays), start=1):
-        if delay:
-            await asyncio.sleep(delay)
+    for number, delay in enumerate(delays, start=2):
+        await asyncio.sleep(delay)
         try:
             await attempt()
-        except Exception:
-            if number > len(delays):
-                logger.exception("%s event %s of run %s failed %d times; given up", doing, event["seq"], run_id, number)
-                state.publish_retries_paused_until = loop.time() + PUBLISH_RETRY_PAUSE_SECONDS
+        except Exception as error:
+            failure = error
             continue
-        if number > 1:
-            logger.warning("%s event %s of run %s succeeded at attempt %d", doing, event["seq"], run_id, number)
+        logger.warning("%s event %s of run %s succeeded at attempt %d", doing, event["seq"], run_id, number)
         return
+    tries = len(delays) + 1
+    seq = event["seq"]
+    logger.error("%s event %s of run %s failed %d times; given up", doing, seq, run_id, tries, exc_info=failure)
+    state.publish_retries_paused_until = loop.time() + PUBLISH_RETRY_PAUSE_SECONDS
 
 
 def _interruption(active: ActiveRun, cancelled: Event) -> tuple[Event, Event]:
