@@ -91,3 +91,14 @@ async def serving_stopped() -> None:
         logger.warning("stopped with runs still executing: %s", ", ".join(unfinished))
     else:
         logger.info("drained: every run here has ended")
+    metrics_process_ended()
+
+
+def metrics_process_ended() -> None:
+    """A worker of `manage.py serve --workers N` leaves: its live gauges stop counting in `/metrics`."""
+    import os
+
+    from prometheus_client import multiprocess
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(os.getpid())

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -72,6 +73,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz, /readyz and /metrics are answered first: no Host check, HTTPS redirect or session.
+    "chatsite.health.OperationsMiddleware",
+    "chatsite.health.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -320,9 +324,42 @@ RELAY_MIN_INTERVAL_SECONDS = _env_number("RELAY_MIN_INTERVAL_MS", 5.0) / 1000
 RELAY_INTERVAL_PER_RUN_SECONDS = _env_number("RELAY_INTERVAL_PER_RUN_MS", 0.0) / 1000
 RELAY_MAX_INTERVAL_SECONDS = _env_number("RELAY_MAX_INTERVAL_MS", 20.0) / 1000
 
+# Retention: the maintenance timer's `purge_conversations` deletes conversations untouched for this
+# many days (0: keep everything; `manage.py purge_conversations --older-than-days N` does it by hand).
+AGENT_RETENTION_DAYS = int(_env_number("AGENT_RETENTION_DAYS", 0))
+
+# Operations (`chatsite/health.py`): /metrics answers these addresses (exact IPs or networks), or a
+# request with `Authorization: Bearer <METRICS_TOKEN>`; everyone else gets 403.
+METRICS_ALLOWED_IPS = [n.strip() for n in _env("METRICS_ALLOWED_IPS", "127.0.0.1,::1").split(",") if n.strip()]
+for _network in METRICS_ALLOWED_IPS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {_network!r} is not an address or a network.") from None
+METRICS_TOKEN = _env("METRICS_TOKEN")
+
+# Logs: one JSON object per line (time, level, logger, message, and the request, user, conversation
+# and run ids where known) by default in production; `text` for people reading a console.
+LOG_FORMAT = (_env("LOG_FORMAT") or ("text" if DEBUG else "json")).lower()
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"context": {"()": "chatsite.logs.ContextFilter"}, "probes": {"()": "chatsite.logs.ProbeFilter"}},
+    "formatters": {
+        "json": {"()": "chatsite.logs.JsonFormatter"},
+        "text": {"()": "chatsite.logs.TextFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]},
+    },
     "root": {"handlers": ["console"], "level": _env("LOG_LEVEL", "INFO")},
+    # Probes are left out of the servers' access logs (uvicorn's, and runserver's).
+    # httpx logs each request to the model at INFO ("HTTP Request: POST ... 200"): the run's own lines say more.
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "uvicorn.access": {"filters": ["probes"]},
+        "django.channels.server": {"filters": ["probes"]},
+    },
 }

@@ -16,6 +16,7 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 
 from agent_runtime.approvals import ApprovalOutcome, ApprovalRequest
+from conversations import telemetry
 from conversations.models import ToolApproval
 from conversations.process import process_state
 
@@ -127,6 +128,7 @@ class RunApprovals:
         )
         state = process_state()
         woken = state.approval_waiters[request.approval_id] = asyncio.Event()
+        telemetry.APPROVALS_WAITING.inc()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         try:
@@ -145,6 +147,7 @@ class RunApprovals:
             raise
         finally:
             state.approval_waiters.pop(request.approval_id, None)
+            telemetry.APPROVALS_WAITING.dec()
 
     async def _expire(self, approval_id: str) -> ApprovalOutcome:
         if await database_sync_to_async(approval_expire)(approval_id=approval_id):

@@ -17,7 +17,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from conversations import actions, approvals, protocol, runs
+from conversations import actions, approvals, protocol, runs, telemetry
 from conversations.actions import Refused
 from conversations.process import process_state
 from conversations.selectors import conversation_get_for_user, session_is_current
@@ -41,6 +41,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         a snapshot."""
         user = self.scope.get("user")
         conversation_id = int(self.scope["url_route"]["kwargs"]["conversation_id"])
+        telemetry.log_context_set(user_id=getattr(user, "pk", None), conversation_id=conversation_id)
         self.conversation = await database_sync_to_async(conversation_get_for_user)(
             user=user, conversation_id=conversation_id
         )
@@ -79,7 +80,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.last_snapshot = 0.0
         self.session_checked = float("-inf")  # the first frame is checked
         await self.accept()
-        await self.send_snapshot()
+        await self.send_snapshot("connect")
         self.session_watch = asyncio.create_task(self.watch_session())
 
     async def disconnect(self, code: int) -> None:
@@ -211,7 +212,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.handle_branching(protocol.CLIENT_BRANCH, frame)
         if self.sync_due:
             self.sync_due = False
-            await self.send_snapshot()
+            await self.send_snapshot("sync")
 
     async def watch_session(self) -> None:
         """While the socket is open, close it (4401) once its session no longer logs the user in."""
@@ -241,14 +242,16 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         """Forward one run event (already JSON) from the group to this tab."""
         await self.send(text_data=message["text"])
 
-    async def send_snapshot(self) -> None:
-        """The stored messages and the events so far of the run streaming now."""
+    async def send_snapshot(self, reason: str) -> None:
+        """The stored messages and the events so far of the run streaming now; `reason` (connect, sync,
+        version) counts it in `agentchat_snapshots_total`."""
+        telemetry.SNAPSHOTS.labels(reason).inc()
         self.last_snapshot = asyncio.get_running_loop().time()
         await self.send_frame(await runs.conversation_snapshot(self.conversation))
 
     async def branch_changed(self, message: dict[str, Any]) -> None:
         """The branch on screen changed (in any tab, on any process): show it."""
-        await self.send_snapshot()
+        await self.send_snapshot("version")
 
     async def conversation_titled(self, message: dict[str, Any]) -> None:
         """The conversation has a new title (renamed in another tab or client, or named by the model)."""

@@ -38,6 +38,9 @@ class RunEventLog(Protocol):
     async def finish(self, run_id: str) -> None:
         """The run is over: keep its events a little longer, then forget them."""
 
+    async def ping(self) -> None:
+        """One round trip to where the events are; raises when it is unreachable."""
+
     async def close(self) -> None:
         """The process stops: let go of the log's connections (a later call opens new ones)."""
 
@@ -56,6 +59,9 @@ class MemoryEventLog:
 
     async def finish(self, run_id: str) -> None:
         asyncio.get_running_loop().call_later(DONE_TTL_SECONDS, self._runs.pop, run_id, None)
+
+    async def ping(self) -> None:
+        pass  # always here
 
     async def close(self) -> None:
         pass  # no connections: the events go with the process
@@ -100,6 +106,9 @@ class RedisEventLog:
     async def finish(self, run_id: str) -> None:
         await self._client().expire(KEY_PREFIX + run_id, DONE_TTL_SECONDS)
 
+    async def ping(self) -> None:
+        await self._client().ping()
+
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
         clients, self._clients = dict(self._clients), weakref.WeakKeyDictionary()
@@ -116,3 +125,8 @@ def get_event_log() -> RunEventLog:
     if target.name not in logs:
         logs[target.name] = RedisEventLog(target) if target else MemoryEventLog()
     return logs[target.name]
+
+
+async def redis_ping() -> None:
+    """One round trip to the Redis the run event logs use (nothing without Redis); raises when it fails."""
+    await get_event_log().ping()

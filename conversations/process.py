@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from agent_runtime.tool_threads import ToolThreads
+from conversations.telemetry import WEBSOCKETS_OPEN
 
 logger = logging.getLogger(__name__)
 
@@ -79,11 +80,14 @@ class ProcessState:
         if held >= limit:
             return False
         self.open_sockets[user_id] = held + 1
+        WEBSOCKETS_OPEN.inc()
         return True
 
     def socket_closed(self, user_id: int) -> None:
         """A socket that `socket_open` counted closed."""
         held = self.open_sockets.pop(user_id, 0) - 1
+        if held >= 0:
+            WEBSOCKETS_OPEN.dec()
         if held > 0:
             self.open_sockets[user_id] = held
 

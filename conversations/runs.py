@@ -36,7 +36,7 @@ from agent_runtime.executor import AgentRun
 from agent_runtime.history import HistoryTurn
 from agent_runtime.llm import ModelConfig, build_chat_model
 from agent_runtime.tool_threads import ToolThreads
-from conversations import protocol, titles
+from conversations import protocol, telemetry, titles
 from conversations.approvals import RunApprovals
 from conversations.assistants import assistant_model_config
 from conversations.event_log import get_event_log
@@ -76,6 +76,8 @@ class ActiveRun:
     user_message: dict[str, Any]
     loop: asyncio.AbstractEventLoop
     task: asyncio.Task[None] | None = None
+    assistant_key: str = ""
+    """Which assistant answers (for the run's log lines and metrics)."""
     title_config: ModelConfig | None = None
     """The model that names the conversation once this answer (to its first question) completes."""
     stopped: bool = False
@@ -142,6 +144,7 @@ async def run_events_read(run_id: str) -> list[Event]:
     try:
         return await get_event_log().read(run_id)
     except Exception:
+        telemetry.EVENT_LOG_ERRORS.inc()
         logger.exception("reading the events of run %s failed", run_id)
         return []
 
@@ -190,12 +193,23 @@ async def run_start(
         agent_run=agent_run,
         user_message={"id": user_message.pk, "content": user_message.content, "client_id": user_message.client_id},
         loop=asyncio.get_running_loop(),
+        assistant_key=assistant.id,
         title_config=_title_config(conversation, user_message, model_config),
     )
     process_state().runs[conversation.pk] = active
+    telemetry.run_started(
+        assistant=assistant.id,
+        model=model_config.display_name,
+        conversation_id=conversation.pk,
+        run_id=run_id,
+        user_id=owner.pk,
+    )
     # A context of its own: the run outlives the request or socket that started it, whose context
-    # ties database calls to that caller's thread (asgiref's ThreadSensitiveContext).
-    active.task = asyncio.create_task(relay_run_events(active), name=f"relay-{run_id}", context=contextvars.Context())
+    # ties database calls to that caller's thread (asgiref's ThreadSensitiveContext). Its log lines
+    # carry the run's ids, and the user's.
+    context = contextvars.Context()
+    context.run(telemetry.log_context_set, user_id=owner.pk, conversation_id=conversation.pk, run_id=run_id)
+    active.task = asyncio.create_task(relay_run_events(active), name=f"relay-{run_id}", context=context)
     return active
 
 
@@ -279,6 +293,10 @@ async def relay_run_events(active: ActiveRun) -> None:
                 if active.interrupted and event["status"] == "cancelled":
                     held, event = _interruption(active, event)
                 endings = [] if active.lost else await _persist(active, held, event)
+                status = endings[-1]["status"] if endings else "lost"
+                telemetry.run_ended(
+                    report=active.agent_run.report, assistant=active.assistant_key, status=status, process=WORKER_ID
+                )
                 for ending in endings:
                     await publish_event(active.conversation_id, active.run_id, ending)
                 if active.title_config is not None and endings and endings[-1].get("status") == "completed":
@@ -293,11 +311,14 @@ async def relay_run_events(active: ActiveRun) -> None:
                 continue  # its tabs were told it ended; what it still says until it stops goes nowhere
             started = loop.time()
             await publish_event(active.conversation_id, active.run_id, event)
+            if event["type"] == events.TOKEN:
+                telemetry.TOKENS_RELAYED.inc()
             if event["type"] in (events.TOKEN, events.TOOL_ARGS):
                 # Text typed while this send was in flight, or within `relay_interval()` of it, waits in
                 # the run's queue and goes out merged: sends stay bounded however fast the model is.
                 await asyncio.sleep(max(0.0, relay_interval() - (loop.time() - started)))
     finally:
+        telemetry.RUNS_ACTIVE.dec()
         runs = process_state().runs
         if runs.get(active.conversation_id) is active:
             del runs[active.conversation_id]
@@ -328,12 +349,14 @@ async def publish_event(conversation_id: int, run_id: str, event: Event) -> None
     try:
         await log.append(run_id, event, text)
     except Exception as error:
+        telemetry.EVENT_LOG_ERRORS.inc()
         await _retried(functools.partial(log.append, run_id, event, text), error, "logging", run_id, event)
     # Past the retries, tabs that miss the event see a gap in `seq` and catch up from the log or storage.
     group, message = protocol.group_name(conversation_id), protocol.run_event_message(text)
     try:
         await layer.group_send(group, message)
     except Exception as error:
+        telemetry.RELAY_ERRORS.inc()
         await _retried(functools.partial(layer.group_send, group, message), error, "relaying", run_id, event)
 
 
@@ -350,6 +373,7 @@ async def _retried(
             await attempt()
         except Exception as error:
             failure = error
+            (telemetry.EVENT_LOG_ERRORS if doing == "logging" else telemetry.RELAY_ERRORS).inc()
             continue
         logger.warning("%s event %s of run %s succeeded at attempt %d", doing, event["seq"], run_id, number)
         return
@@ -378,9 +402,10 @@ async def _persist(active: ActiveRun, final: Event | None, done: Event) -> list[
     report = active.agent_run.report
     for attempt in range(1, PERSIST_ATTEMPTS + 1):
         try:
-            stored = await database_sync_to_async(run_finish)(
-                message_id=active.message_id, report=report, worker=WORKER_ID
-            )
+            with telemetry.timed(telemetry.DATABASE_SECONDS, "run_end"):
+                stored = await database_sync_to_async(run_finish)(
+                    message_id=active.message_id, report=report, worker=WORKER_ID
+                )
             if not stored:
                 _lost(active)
                 return []
@@ -406,12 +431,13 @@ async def _beat(active: ActiveRun) -> None:
     while True:
         await asyncio.sleep(settings.RUN_HEARTBEAT_SECONDS)
         try:
-            beat = await database_sync_to_async(run_heartbeat)(
-                message_id=active.message_id,
-                content=active.agent_run.answer_so_far,
-                tool_steps=[step.as_dict() for step in report.tool_steps],
-                worker=WORKER_ID,
-            )
+            with telemetry.timed(telemetry.DATABASE_SECONDS, "heartbeat"):
+                beat = await database_sync_to_async(run_heartbeat)(
+                    message_id=active.message_id,
+                    content=active.agent_run.answer_so_far,
+                    tool_steps=[step.as_dict() for step in report.tool_steps],
+                    worker=WORKER_ID,
+                )
         except Exception:
             logger.exception("heartbeat of run %s failed", active.run_id)
             continue

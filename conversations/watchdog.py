@@ -21,9 +21,9 @@ from django.db import DatabaseError
 from agent_runtime import events
 from agent_runtime.events import Event
 from agent_runtime.report import ToolStep
-from conversations import runs
+from conversations import runs, telemetry
 from conversations.approvals import approvals_expire_for_run
-from conversations.event_log import get_event_log
+from conversations.event_log import get_event_log, redis_ping
 from conversations.models import Message
 from conversations.process import process_state
 from conversations.selectors import stale_runs
@@ -56,13 +56,37 @@ async def sweep_interrupted_runs() -> int:
     """Mark every run that stopped beating as interrupted and tell its tabs; how many were."""
     stale_seconds = settings.RUN_STALE_SECONDS
     interrupted = 0
-    for message in await database_sync_to_async(stale_runs)(stale_seconds=stale_seconds):
+    with telemetry.timed(telemetry.DATABASE_SECONDS, "sweep"):
+        stale = await database_sync_to_async(stale_runs)(stale_seconds=stale_seconds)
+    for message in stale:
         try:
-            interrupted += await _interrupt(message, stale_seconds)
+            if await _interrupt(message, stale_seconds):
+                interrupted += 1
+                telemetry.SWEEP_INTERRUPTED.inc()
+                logger.warning(
+                    "run interrupted: its process went silent (no heartbeat for %g s); partial answer kept",
+                    stale_seconds,
+                    extra={
+                        "event": "run_interrupted",
+                        "run_id": message.run_id,
+                        "conversation_id": message.conversation_id,
+                        "worker": message.worker,
+                    },
+                )
         except Exception:
             # One bad row must not stop the sweep from recovering everybody else's runs.
             logger.exception("marking run %s interrupted failed", message.run_id)
+    await _ping_redis()
     return interrupted
+
+
+async def _ping_redis() -> None:
+    """With each sweep, one timed round trip to Redis (`agentchat_redis_seconds{operation="ping"}`)."""
+    try:
+        with telemetry.timed(telemetry.REDIS_SECONDS, "ping"):
+            await redis_ping()
+    except Exception:
+        logger.warning("Redis did not answer a ping", exc_info=True)
 
 
 async def _interrupt(message: Message, stale_seconds: float) -> bool:

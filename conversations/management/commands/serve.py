@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from typing import Any
 
 import uvicorn
@@ -28,6 +31,8 @@ def uvicorn_options(*, host: str, port: int, workers: int) -> dict[str, Any]:
         "ws_max_size": 1_048_576,
         "ws_per_message_deflate": False,
         "timeout_graceful_shutdown": GRACEFUL_CONNECTIONS_SECONDS,
+        # The product's logging (LOG_FORMAT) formats uvicorn's lines too.
+        "log_config": None,
     }
 
 
@@ -54,4 +59,12 @@ class Command(BaseCommand):
             raise CommandError("--workers above 1 needs Redis (REDIS_URL): else every tab must reach one process.")
         if not 0 < options["port"] < 65536:
             raise CommandError("--port must be between 1 and 65535.")
-        uvicorn.run(APPLICATION, **uvicorn_options(host=options["host"], port=options["port"], workers=workers))
+        made = None
+        if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Each worker writes its metrics here; /metrics, answered by any worker, adds them all up.
+            made = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="agentchat-metrics-")
+        try:
+            uvicorn.run(APPLICATION, **uvicorn_options(host=options["host"], port=options["port"], workers=workers))
+        finally:
+            if made is not None:
+                shutil.rmtree(made, ignore_errors=True)
