@@ -130,3 +130,22 @@ def test_results_table_write_replaces_only_the_block():
     written = table.replace_block(document, "new")
     assert written == f"before\n{table.START}\nnew\n{table.END}\nafter\n"
     assert table.block(written) == "new"
+
+
+def test_env_example_loaded_by_an_env_file_loader_gives_settings_that_start():
+    # What systemd's EnvironmentFile or docker's --env-file would pass: every line a plain NAME=value.
+    import os
+    import subprocess
+    import sys
+
+    from dotenv import dotenv_values
+
+    values = dotenv_values(ENV_EXAMPLE)
+    assert set(values) == names_read(SETTINGS.read_text())
+    assert all(value is not None and "#" not in value for value in values.values()), values
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "OPENAI_"))}
+    env.update({name: value or "" for name, value in values.items()}, DJANGO_SETTINGS_MODULE="chatsite.settings")
+    checked = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert checked.returncode == 0, checked.stderr[-2000:]
