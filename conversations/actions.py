@@ -14,7 +14,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
 from agent_runtime.text import unstorable_character
-from conversations import approvals, live, protocol, runs, services
+from conversations import approvals, deletion, live, protocol, runs, services
 from conversations.assistants import assistant_default_id, assistant_get
 from conversations.models import Conversation, Feedback, Message, ToolApproval
 from conversations.selectors import feedback_payload, message_get_for_user
@@ -108,13 +108,14 @@ async def rename_conversation(*, conversation: Conversation, title: object) -> C
 
 
 async def delete_conversation(*, conversation: Conversation) -> None:
-    """Delete the conversation and its messages, stopping its answer if one is being written (on any
-    process); its open tabs close (4404)."""
+    """Delete the conversation with everything of it (`deletion.conversations_delete`), stopping its
+    answer if one is being written (on any process); its open tabs close (4404)."""
     conversation_id = conversation.pk  # deleting clears it
     if not runs.run_stop_threadsafe(conversation_id):  # from a page's thread too
         await runs.run_stop(conversation)
-    await database_sync_to_async(services.conversation_delete)(conversation=conversation)
-    await live.conversation_deleted_notify(conversation_id)
+    only = Conversation.objects.filter(pk=conversation_id)
+    deleted = await database_sync_to_async(deletion.conversations_delete)(only)
+    await deletion.leftovers_forget(deleted.leftovers)  # its run logs, and its open tabs told
 
 
 async def stop_run(*, conversation: Conversation) -> bool:

@@ -1,4 +1,5 @@
-"""The chat app's configuration: its system check. Warming a process up is `conversations.warmup`'s."""
+"""The chat app's configuration: its system check, and what a user's deletion also deletes. Warming a
+process up is `conversations.warmup`'s."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ class ConversationsConfig(AppConfig):
     name = "conversations"
 
     def ready(self) -> None:
+        from django.contrib.auth import get_user_model
+        from django.db.models.signals import pre_delete
+
+        from conversations.deletion import user_leftovers_forget
+
         checks.register(check_assistants)
+        # A user's conversations go with them by the cascade; what lives outside the database goes too.
+        pre_delete.connect(user_leftovers_forget, sender=get_user_model(), dispatch_uid="conversations.user_leftovers")
 
 
 def check_assistants(app_configs: object = None, **kwargs: object) -> list[checks.CheckMessage]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
+from collections.abc import Iterable
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -22,6 +23,8 @@ from conversations.redis_clients import RedisTarget, redis_target
 KEY_PREFIX = "agentchat:run:"
 LIVE_TTL_SECONDS = 24 * 3600
 DONE_TTL_SECONDS = 600
+DELETE_CHUNK = 500
+"""Keys per `UNLINK` when runs' logs are deleted: one command stays short however many runs go."""
 XADD_ID_TAKEN = "The ID specified in XADD is equal or smaller than the target stream top item"
 """Redis's refusal of an entry whose id is not above the stream's last: that `seq` is logged already."""
 
@@ -34,6 +37,9 @@ class RunEventLog(Protocol):
 
     async def read(self, run_id: str) -> list[Event]:
         """Every event of the run so far (empty when unknown or expired)."""
+
+    async def delete(self, run_ids: Iterable[str]) -> None:
+        """Forget these runs' events now (their conversation was deleted); unknown ones are skipped."""
 
     async def finish(self, run_id: str) -> None:
         """The run is over: keep its events a little longer, then forget them."""
@@ -56,6 +62,10 @@ class MemoryEventLog:
 
     async def read(self, run_id: str) -> list[Event]:
         return list(self._runs.get(run_id, ()))
+
+    async def delete(self, run_ids: Iterable[str]) -> None:
+        for run_id in run_ids:
+            self._runs.pop(run_id, None)
 
     async def finish(self, run_id: str) -> None:
         asyncio.get_running_loop().call_later(DONE_TTL_SECONDS, self._runs.pop, run_id, None)
@@ -102,6 +112,11 @@ class RedisEventLog:
     async def read(self, run_id: str) -> list[Event]:
         entries = await self._client().xrange(KEY_PREFIX + run_id)
         return [json.loads(fields[b"e"]) for _id, fields in entries]
+
+    async def delete(self, run_ids: Iterable[str]) -> None:
+        keys = [KEY_PREFIX + run_id for run_id in run_ids]
+        for start in range(0, len(keys), DELETE_CHUNK):
+            await self._client().unlink(*keys[start : start + DELETE_CHUNK])  # freed in Redis's background
 
     async def finish(self, run_id: str) -> None:
         await self._client().expire(KEY_PREFIX + run_id, DONE_TTL_SECONDS)

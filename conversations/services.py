@@ -102,11 +102,6 @@ def conversation_create(
         return conversation
 
 
-def conversation_delete(*, conversation: Conversation) -> None:
-    """Delete a conversation and its messages."""
-    conversation.delete()
-
-
 def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
     """Name the conversation as its owner chose (trimmed); automatic titles leave it alone from now on.
 
