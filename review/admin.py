@@ -2,8 +2,13 @@
 
 Who may read them is Django's model permissions (`conversations.view_conversation`, and
 `conversations.view_message` for the messages), granted per user or group; being staff only
-lets one into the admin. Nobody adds, changes or deletes here. Every opening of a transcript is
-recorded (`TranscriptRead`), and only superusers see that record, which nobody can delete here.
+lets one into the admin. Nobody adds, changes or deletes a conversation here: the transcript is
+what staff review, exactly as its owner left it, and a deletion here would skip what the product's
+own delete does (stopping the answer, its event log, telling the open tabs). The one exception: a
+superuser deleting a user deletes everything of theirs, conversations included
+(`UserAdmin.get_deleted_objects`; `conversations.deletion` forgets the rest). Every opening of a
+transcript is recorded (`TranscriptRead`), and only superusers see that record, which nobody can
+delete here (a deleted user is named in it by a pseudonym: `review.pseudonyms`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
@@ -189,3 +196,27 @@ class TranscriptReadAdmin(ReadOnlyAdmin):
             return f"{read.conversation_number} (deleted)"
         url = reverse("admin:conversations_conversation_change", args=[read.conversation_id])
         return format_html('<a href="{}">{}</a>', url, read.conversation_number)
+
+
+User = get_user_model()
+
+
+class UserAdmin(DjangoUserAdmin):
+    """Django's user admin, where a superuser may delete a user with everything of theirs.
+
+    Django refuses a deletion when anything it would take has an admin that refuses deleting it,
+    and `ConversationAdmin` refuses everybody: so a user with a conversation could not be deleted
+    at all. For a superuser, the user's conversations no longer stand in the way (the confirmation
+    page still lists them); anyone else is refused as before.
+    """
+
+    def get_deleted_objects(self, objs: object, request: HttpRequest) -> tuple:
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        if request.user.is_active and request.user.is_superuser:
+            perms_needed = perms_needed - {Conversation._meta.verbose_name}
+        return deleted, counts, perms_needed, protected
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+admin.site.register(User, UserAdmin)
