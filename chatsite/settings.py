@@ -326,7 +326,12 @@ RELAY_MAX_INTERVAL_SECONDS = _env_number("RELAY_MAX_INTERVAL_MS", 20.0) / 1000
 
 # Retention: the maintenance timer's `purge_conversations` deletes conversations untouched for this
 # many days (0: keep everything; `manage.py purge_conversations --older-than-days N` does it by hand).
-AGENT_RETENTION_DAYS = int(_env_number("AGENT_RETENTION_DAYS", 0))
+_retention = _env("AGENT_RETENTION_DAYS") or "0"
+if not (_retention.isascii() and _retention.isdigit() and int(_retention) <= 36500):
+    raise ImproperlyConfigured(
+        f"AGENT_RETENTION_DAYS must be a whole number of days from 0 to 36500, not {_retention!r}."
+    )
+AGENT_RETENTION_DAYS = int(_retention)
 
 # Operations (`chatsite/health.py`): /metrics answers these addresses (exact IPs or networks), or a
 # request with `Authorization: Bearer <METRICS_TOKEN>`; everyone else gets 403.

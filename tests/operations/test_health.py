@@ -143,3 +143,28 @@ def test_probes_are_left_out_of_the_access_log(logger, message, args, kept):
     record = LogRecord(logger, INFO, __file__, 1, message, args, None)
 
     assert ProbeFilter().filter(record) is kept
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("METRICS_ALLOWED_IPS", "127.0.0.1,10.0.0.300"), ("LOG_FORMAT", "xml"), ("AGENT_RETENTION_DAYS", "1.5")],
+)
+def test_a_bad_operations_setting_stops_the_process_at_start(variable, value):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update({"DJANGO_SETTINGS_MODULE": "chatsite.settings", "DJANGO_DEBUG": "1", variable: value})
+    checked = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert checked.returncode != 0
+    assert "ImproperlyConfigured" in checked.stderr and variable in checked.stderr
