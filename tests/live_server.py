@@ -208,17 +208,21 @@ class Deployment:
         app: str = "chatsite.asgi:application",
         server: str | None = None,
         command: Callable[[int], list[str]] | None = None,
+        port: int | None = None,
         **extra_env: str,
     ) -> Server:
         """Start one more server process serving `app` and wait until it answers.
 
         `server` is `uvicorn` or `daphne` (default: `asgi_server()`); `command`, a function of the
-        port's command line, replaces both (the benchmark tries other servers and options).
+        port's command line, replaces both (the benchmark tries other servers and options). `port`
+        (default: a free one) starts it where a stopped process listened, as a restart does.
         """
         kind = server or asgi_server()
-        port = free_port()
+        port = port or free_port()
         argv = command(port) if command is not None else server_command(kind, app, port)
         log_path = self._workdir / f"{kind}-{port}.log"
+        if log_path.exists():  # a restart on the same port: keep the stopped process's log
+            log_path = self._workdir / f"{kind}-{port}-{len(self.servers)}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 argv,
