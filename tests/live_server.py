@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -190,8 +191,12 @@ class Deployment:
         )
         env.update(extra_env or {})
         deployment.env = env
-        deployment.manage("migrate", "--noinput")
-        deployment.manage("collectstatic", "--noinput")
+        try:
+            deployment.manage("migrate", "--noinput")
+            deployment.manage("collectstatic", "--noinput")
+        except BaseException:
+            deployment.close()  # the database made above is dropped even when the set-up fails
+            raise
         return deployment
 
     def manage(self, *args: str) -> str:
@@ -243,7 +248,12 @@ class Deployment:
             if server.process.poll() is not None:
                 raise RuntimeError(f"{server.kind} exited:\n{server.log()[-3000:]}")
             try:
-                if httpx.get(server.http_url + "/accounts/login/", timeout=1).status_code == 200:
+                # The product's readiness (database, Redis); other applications (the benchmark's
+                # references) have no /readyz and are up once they serve a page.
+                ready = httpx.get(server.http_url + "/readyz", timeout=1).status_code
+                if ready == 200 or (
+                    ready == 404 and httpx.get(server.http_url + "/accounts/login/", timeout=1).status_code == 200
+                ):
                     return
             except httpx.HTTPError:
                 pass
@@ -318,11 +328,12 @@ print(json.dumps(made))
                 server.process.wait(timeout=10)
 
     def close(self) -> None:
-        """Stop every server and drop the database."""
+        """Stop every server, drop the database and remove the working directory."""
         for server in self.servers:
             self.stop_server(server)
         for cleanup in self._cleanups:
             cleanup()
+        shutil.rmtree(self._workdir, ignore_errors=True)
 
 
 def ws_headers(session: Session, server: Server) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Backup and restore, as docs/data.md tells an operator to do them, on PostgreSQL.
+"""Backup and restore, as docs/deploy.md ("Backup", "Restore") tells an operator to do them, on PostgreSQL.
 
 Users sign up and ask questions through a real `manage.py serve` (answers with tool steps, a
 regenerated answer, feedback, a rename, an API token); `pg_dump --format=custom` copies the database
