@@ -129,8 +129,8 @@ async def probe_response(request: HttpRequest) -> HttpResponse:
     return HttpResponse(metrics_text(), content_type=CONTENT_TYPE_LATEST)
 
 
-class OperationsMiddleware:
-    """Answers `PROBE_PATHS` itself; passes every other request on."""
+class _AsyncMiddleware:
+    """A middleware that runs on the event loop (Django adapts it for a sync caller)."""
 
     sync_capable = False
     async_capable = True
@@ -139,6 +139,10 @@ class OperationsMiddleware:
         self.get_response = get_response
         if iscoroutinefunction(self.get_response):
             markcoroutinefunction(self)
+
+
+class OperationsMiddleware(_AsyncMiddleware):
+    """Answers `PROBE_PATHS` itself; passes every other request on."""
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.path in PROBE_PATHS:
@@ -146,17 +150,9 @@ class OperationsMiddleware:
         return await self.get_response(request)
 
 
-class RequestIdMiddleware:
+class RequestIdMiddleware(_AsyncMiddleware):
     """Each request's id (the proxy's `X-Request-ID` when it is a sane one, else a new one) on its log
     lines and its response."""
-
-    sync_capable = False
-    async_capable = True
-
-    def __init__(self, get_response: Handler) -> None:
-        self.get_response = get_response
-        if iscoroutinefunction(self.get_response):
-            markcoroutinefunction(self)
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
         given = request.META.get("HTTP_X_REQUEST_ID", "")

@@ -267,20 +267,7 @@ class Deployment:
 
     def sign_up(self, server: Server, username: str | None = None) -> Session:
         """Sign up through the page, like a newcomer; the logged-in session."""
-        username = username or f"user{uuid.uuid4().hex[:8]}"
-        http = httpx.Client(base_url=server.http_url, timeout=10, follow_redirects=False)
-        http.get("/accounts/signup/")
-        response = http.post(
-            "/accounts/signup/",
-            data={
-                "csrfmiddlewaretoken": http.cookies["csrftoken"],
-                "username": username,
-                "password1": PASSWORD,
-                "password2": PASSWORD,
-            },
-        )
-        assert response.status_code == 302, response.text[:2000]
-        return Session(username=username, http=http)
+        return sign_up_with(httpx.Client(base_url=server.http_url, timeout=10, follow_redirects=False), username)
 
     def create_users(self, count: int, prefix: str = "load") -> list[dict[str, Any]]:
         """Users with a logged-in session and one conversation each, made directly (no password hashing)."""
@@ -334,6 +321,23 @@ print(json.dumps(made))
         for cleanup in self._cleanups:
             cleanup()
         shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+def sign_up_with(http: httpx.Client, username: str | None = None) -> Session:
+    """Sign up through the sign-up page that `http` reaches (a server, or the proxy in front of it)."""
+    username = username or f"user{uuid.uuid4().hex[:8]}"
+    http.get("/accounts/signup/")
+    response = http.post(
+        "/accounts/signup/",
+        data={
+            "csrfmiddlewaretoken": http.cookies["csrftoken"],
+            "username": username,
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+        },
+    )
+    assert response.status_code == 302, response.text[:2000]
+    return Session(username=username, http=http)
 
 
 def ws_headers(session: Session, server: Server) -> dict[str, str]:

@@ -42,7 +42,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from tests.fake_openai import FakeOpenAI, StreamResponse, content_chunks
-from tests.live_server import PASSWORD, Deployment, Server, Session, free_port
+from tests.live_server import Deployment, Server, Session, free_port, sign_up_with
 from tests.live_tabs import LiveTab
 from tests.services import missing, require_postgres, require_redis
 from tests.support.deployments import live_deployment
@@ -312,21 +312,10 @@ def cluster() -> Iterator[Cluster]:
 
 def sign_up_through(site: Site) -> Session:
     """Sign up through nginx over HTTPS, as a newcomer's browser does."""
-    username = f"user{uuid.uuid4().hex[:8]}"
-    http = site.client(follow_redirects=False)
-    http.get("/accounts/signup/")
-    response = http.post(
-        "/accounts/signup/",
-        data={
-            "csrfmiddlewaretoken": http.cookies["csrftoken"],
-            "username": username,
-            "password1": PASSWORD,
-            "password2": PASSWORD,
-        },
-    )
-    assert response.status_code == 302, response.text[:2000]
-    assert response.cookies.get("sessionid") and "secure" in response.headers["set-cookie"].lower()
-    return Session(username=username, http=http)
+    session = sign_up_with(site.client(follow_redirects=False))
+    cookie = next(c for c in session.http.cookies.jar if c.name == "sessionid")
+    assert cookie.secure  # DJANGO_SECURE_COOKIES, through the proxy's X-Forwarded-Proto
+    return session
 
 
 def api_token_through(site: Site, session: Session) -> str:
