@@ -1,4 +1,5 @@
-"""Login and sign-up throttles (django-ratelimit): per client IP and per account, only POSTs counted.
+"""Login, sign-up and password-reset throttles (django-ratelimit): per client IP and per account,
+only POSTs counted; sign-up counts only the accounts it creates.
 
 The counts live in the default cache, Redis when `REDIS_URL` is set, so every process counts
 together. Over a limit the page answers 429 with `registration/throttled.html` and `Retry-After`.
@@ -64,16 +65,21 @@ LOGIN_LIMITS = (
     Limit(group="login-account", key=account_key, rate_setting="LOGIN_RATE_PER_ACCOUNT"),
 )
 SIGNUP_LIMITS = (Limit(group="signup-ip", key="ip", rate_setting="SIGNUP_RATE_PER_IP"),)
+PASSWORD_RESET_LIMITS = (Limit(group="password-reset-ip", key="ip", rate_setting="PASSWORD_RESET_RATE_PER_IP"),)
 
 
-def throttled(*, limits: Sequence[Limit]) -> Callable[[View], View]:
-    """Decorate a view so that a POST over any of `limits` is answered 429 instead."""
+def throttled(*, limits: Sequence[Limit], count_every_post: bool = True) -> Callable[[View], View]:
+    """Decorate a view so that a POST over any of `limits` is answered 429 instead.
+
+    With `count_every_post` off, the decorator only looks at the counts: the view itself counts
+    the POSTs that did something (`count_success`), so a form sent back with an error costs nothing.
+    """
 
     def decorate(view: View) -> View:
         @wraps(view)
         def throttled_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             for limit in limits:
-                retry_after = _seconds_until_allowed(request, limit=limit)
+                retry_after = _seconds_until_allowed(request, limit=limit, increment=count_every_post)
                 if retry_after is not None:
                     return too_many_attempts(request, retry_after=retry_after)
             return view(request, *args, **kwargs)
@@ -84,7 +90,14 @@ def throttled(*, limits: Sequence[Limit]) -> Callable[[View], View]:
 
 
 login_throttle = throttled(limits=LOGIN_LIMITS)
-signup_throttle = throttled(limits=SIGNUP_LIMITS)
+signup_throttle = throttled(limits=SIGNUP_LIMITS, count_every_post=False)
+password_reset_throttle = throttled(limits=PASSWORD_RESET_LIMITS)
+
+
+def count_success(request: HttpRequest, *, limits: Sequence[Limit]) -> None:
+    """Count a POST that did what it asked (an account created) against `limits`."""
+    for limit in limits:
+        _seconds_until_allowed(request, limit=limit, increment=True)
 
 
 def too_many_attempts(request: HttpRequest, *, retry_after: int) -> HttpResponse:
@@ -95,16 +108,20 @@ def too_many_attempts(request: HttpRequest, *, retry_after: int) -> HttpResponse
     return response
 
 
-def _seconds_until_allowed(request: HttpRequest, *, limit: Limit) -> int | None:
-    """Count this request against `limit`; the seconds to wait when it is over, else None."""
+def _seconds_until_allowed(request: HttpRequest, *, limit: Limit, increment: bool = True) -> int | None:
+    """Count this request against `limit` (or, without `increment`, only look: would one more be
+    over?); the seconds to wait when it is over, else None."""
     rate = getattr(settings, limit.rate_setting)
     try:
-        usage = get_usage(request, group=limit.group, key=limit.key, rate=rate, method="POST", increment=True)
+        usage = get_usage(request, group=limit.group, key=limit.key, rate=rate, method="POST", increment=increment)
     except RedisError:
         # Redis down: logging in keeps working, unthrottled (the chat itself is refused until it is back).
         logger.warning("the %s throttle could not reach the cache; the request was not counted", limit.group)
         return None
-    if usage is None or not usage["should_limit"]:
+    if usage is None:
+        return None
+    over = usage["should_limit"] if increment else usage["count"] >= usage["limit"]
+    if not over:
         return None
     return max(usage["time_left"], 1)
 

@@ -2,7 +2,7 @@
 
 Run events go out through `runs.publish_event`; this module sends the other group messages of
 `conversations/protocol.py`: a new branch on screen, a new title, new feedback on an answer, a
-deleted conversation, a decided approval. Each is
+deleted conversation, a decided approval; and, to a user's own group, that sessions ended. Each is
 a hint that saves a reload: a tab that misses one (the channel layer is at most once, or down) finds
 the same state in its next snapshot or page load, so a failed send is logged, never raised.
 """
@@ -47,6 +47,24 @@ async def approval_decided_notify(conversation_id: int, approval_id: str) -> Non
     """An approval was decided: the run waiting for it, on whichever process, reads it now rather
     than at its next poll of the stored row."""
     await _tell(conversation_id, protocol.approval_decided_message(approval_id), "a decided approval")
+
+
+SESSIONS_CHANGED = "sessions.changed"
+"""To a user's group: some of the user's sessions ended (a password changed or reset, "log out other
+sessions"); each of the user's sockets checks its own session at once (`session_is_current`)."""
+
+
+def user_group_name(user_id: int) -> str:
+    """The group every open socket of one user joins, on every process."""
+    return f"user-{user_id}"
+
+
+async def sessions_changed_notify(user_id: int) -> None:
+    """Some of the user's sessions ended: their sockets close (4401) now, not at their next recheck."""
+    try:
+        await get_channel_layer().group_send(user_group_name(user_id), {"type": SESSIONS_CHANGED})
+    except Exception:
+        logger.exception("telling user %s's sockets that sessions ended failed", user_id)
 
 
 async def _tell(conversation_id: int, message: dict[str, Any], what: str) -> None:
