@@ -1,13 +1,26 @@
-"""Signing up, logging in and out."""
+"""Signing up, logging in and out, changing and resetting a password: Django's standard paths."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts import views
+from accounts import my_data_views, views
 from accounts.throttling import login_throttle
 
 urlpatterns = [
     path("accounts/login/", login_throttle(auth_views.LoginView.as_view()), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", views.signup, name="signup"),
+    path("accounts/password_change/", views.PasswordChangeView.as_view(), name="password_change"),
+    path(
+        "accounts/password_change/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
+    path("accounts/password_reset/", views.PasswordResetView.as_view(), name="password_reset"),
+    path("accounts/password_reset/done/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path("accounts/reset/<uidb64>/<token>/", views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
+    path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+    path("accounts/sessions/logout-others/", views.logout_other_sessions, name="logout_other_sessions"),
+    path("accounts/export/", my_data_views.export, name="account_export"),
+    path("accounts/delete/", my_data_views.delete, name="account_delete"),
 ]

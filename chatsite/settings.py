@@ -250,6 +250,20 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY el
 LOGIN_RATE_PER_IP = _env_rate("LOGIN_RATE_PER_IP", "20/m")
 LOGIN_RATE_PER_ACCOUNT = _env_rate("LOGIN_RATE_PER_ACCOUNT", "5/m")
 SIGNUP_RATE_PER_IP = _env_rate("SIGNUP_RATE_PER_IP", "5/h")
+PASSWORD_RESET_RATE_PER_IP = _env_rate("PASSWORD_RESET_RATE_PER_IP", "5/h")
+SIGNUP_REQUIRE_EMAIL = _env_bool("SIGNUP_REQUIRE_EMAIL", False)
+
+# Email (password reset links): printed to the console in development, sent by SMTP otherwise.
+EMAIL_BACKEND = (
+    "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend"
+)
+EMAIL_HOST = _env("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(_env_number("EMAIL_PORT", 25))
+EMAIL_HOST_USER = _env("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = _env("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = _env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = _env("DEFAULT_FROM_EMAIL", "Agent Chat <noreply@localhost>")
 RATELIMIT_IP_META_KEY = "accounts.throttling.forwarded_client_ip" if BEHIND_PROXY else None
 
 # The agent.

@@ -17,7 +17,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from conversations import actions, approvals, protocol, runs, telemetry
+from conversations import actions, approvals, live, protocol, runs, telemetry
 from conversations.actions import Refused
 from conversations.process import process_state
 from conversations.selectors import conversation_get_for_user, session_is_current
@@ -73,6 +73,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.close(code=protocol.CLOSE_UNAVAILABLE)
             return
         self.group = group
+        self.user_group = live.user_group_name(self.scope["user"].pk)
+        try:
+            await asyncio.wait_for(self.channel_layer.group_add(self.user_group, self.channel_name), 5)
+        except Exception:
+            # Only the prompt close after a password change is lost: `watch_session` still notices.
+            logger.warning("joining user %s's group failed", self.scope["user"].pk, exc_info=True)
         self.snapshot_asks: deque[float] = deque()  # when this tab sent the frames that cost snapshots
         self.snapshot_pending: asyncio.Task[None] | None = None
         self.sync_due = False
@@ -91,6 +97,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 task.cancel()
         if getattr(self, "group", None):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        if getattr(self, "user_group", None):
+            await self.channel_layer.group_discard(self.user_group, self.channel_name)
 
     def uncount_socket(self) -> None:
         """Take this socket off its user's count of open sockets: once, however often it is called."""
@@ -221,6 +229,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             if not await self.session_is_current():
                 await self.close(code=protocol.CLOSE_LOGGED_OUT)
                 return
+
+    async def sessions_changed(self, message: dict[str, Any]) -> None:
+        """Some of the user's sessions ended (`live.sessions_changed_notify`): check this one now."""
+        if not await self.session_is_current():
+            await self.close(code=protocol.CLOSE_LOGGED_OUT)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Relay run events, and read the tab's frames, straight away: channels' per-message database
