@@ -18,21 +18,20 @@ from __future__ import annotations
 import json
 import re
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import import_module
 from tempfile import SpooledTemporaryFile
 from typing import IO, Any
 
 from asgiref.sync import async_to_sync, sync_to_async
-from django.conf import settings
-from django.contrib.auth import SESSION_KEY, get_user_model
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from accounts.sessions import sessions_delete
 from conversations import runs
 from conversations.branches import branch_ids
 from conversations.export import conversation_export_filename, conversation_export_markdown
@@ -282,22 +281,3 @@ def account_delete(*, user: AbstractBaseUser) -> None:
         user_id = user.pk
         user.delete()
         sessions_delete(user_id=user_id)
-
-
-def sessions_delete(*, user_id: int) -> int:
-    """Delete the login sessions of `user_id` from the session store (database sessions only)."""
-    engine = import_module(settings.SESSION_ENGINE)
-    store = engine.SessionStore
-    if not hasattr(store, "get_model_class"):  # cache or cookie sessions: they stop working with the user
-        return 0
-    model = store.get_model_class()
-    theirs: list[str] = []
-    for key, data in _sessions(model):
-        if str(store().decode(data).get(SESSION_KEY)) == str(user_id):
-            theirs.append(key)
-    return model.objects.filter(session_key__in=theirs).delete()[0] if theirs else 0
-
-
-def _sessions(model: Any) -> Iterator[tuple[str, str]]:
-    rows = model.objects.filter(expire_date__gt=timezone.now()).values_list("session_key", "session_data")
-    yield from rows.iterator(chunk_size=2000)

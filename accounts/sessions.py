@@ -20,17 +20,27 @@ def other_sockets_end(user_id: int) -> None:
     transaction.on_commit(lambda: async_to_sync(live.sessions_changed_notify)(user_id))
 
 
-def other_sessions_end(*, user_id: int, keep: str | None) -> int:
-    """Delete every stored session of the user but `keep` (a session key), tell their sockets; how many ended.
+def sessions_delete(*, user_id: int, keep: str | None = None) -> int:
+    """Delete every stored login session of the user but `keep` (a session key); how many went.
 
-    Sessions are not indexed by user, so this reads every unexpired session once.
+    Database sessions only (cache or cookie sessions stop working with the user or their password).
+    Sessions are not indexed by user, so this reads every unexpired session once, in chunks.
     """
-    model = import_module(settings.SESSION_ENGINE).SessionStore.get_model_class()
-    ended = [
-        session.session_key
-        for session in model.objects.filter(expire_date__gt=timezone.now()).exclude(session_key=keep).iterator()
-        if str(session.get_decoded().get(SESSION_KEY)) == str(user_id)
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    if not hasattr(store, "get_model_class"):
+        return 0
+    model = store.get_model_class()
+    rows = model.objects.filter(expire_date__gt=timezone.now()).exclude(session_key=keep)
+    theirs = [
+        key
+        for key, data in rows.values_list("session_key", "session_data").iterator(chunk_size=2000)
+        if str(store().decode(data).get(SESSION_KEY)) == str(user_id)
     ]
-    model.objects.filter(session_key__in=ended).delete()
+    return model.objects.filter(session_key__in=theirs).delete()[0] if theirs else 0
+
+
+def other_sessions_end(*, user_id: int, keep: str | None) -> int:
+    """Delete every stored session of the user but `keep` (a session key), tell their sockets; how many ended."""
+    ended = sessions_delete(user_id=user_id, keep=keep)
     other_sockets_end(user_id)
-    return len(ended)
+    return ended

@@ -13,13 +13,13 @@ from email.message import Message
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from websockets.exceptions import ConnectionClosed
 
 from conversations.protocol import CLOSE_LOGGED_OUT
-from tests.live_server import PASSWORD, Server, Session, free_port
+from tests.live_server import PASSWORD, Server, Session
 from tests.live_tabs import LiveTab
 from tests.support.deployments import live_deployment
+from tests.support.mail import smtp_server
 
 NEW_PASSWORD = "a-brand-new-passphrase-9"
 LINK = re.compile(r"(https?://[^/\s]+)(/accounts/reset/[^/\s]+/[^/\s]+/)")
@@ -46,12 +46,8 @@ class Inbox:
 @pytest.fixture(scope="module")
 def inbox():
     handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield handler, controller.port
-    finally:
-        controller.stop()
+    with smtp_server(handler) as port:
+        yield handler, port
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,12 @@ from email import message_from_bytes
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
-from tests.live_server import PASSWORD, Deployment, Server, free_port
+from tests.live_server import PASSWORD, Deployment, Server
 from tests.support.browser import WIDER_THAN_THE_SCREEN
+from tests.support.mail import smtp_server
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
@@ -50,12 +50,8 @@ class Inbox:
 @pytest.fixture(scope="module")
 def inbox():
     handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield handler, controller.port
-    finally:
-        controller.stop()
+    with smtp_server(handler) as port:
+        yield handler, port
 
 
 @pytest.fixture(scope="module")
