@@ -28,6 +28,11 @@ class Conversation(models.Model):
         db_index=True,
         help_text="The assistant that answers (an id from AGENT_ASSISTANTS).",
     )
+    model = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="The model the owner chose among the assistant's; empty: the assistant's default.",
+    )
     leaf = models.ForeignKey(
         "Message",
         null=True,
@@ -167,3 +172,58 @@ class ToolApproval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tool} ({self.decision or 'waiting'})"
+
+
+class Budget(models.Model):
+    """How many tokens a user, or each member of a group, may spend per day and per month (UTC).
+
+    Set on a user or on a group, never both. A field left empty falls back: a user's to their groups'
+    (the most generous of them), a group's to the deployment's `QUOTA_TOKENS_PER_DAY` / `_MONTH`.
+    0 means no limit.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="token_budget"
+    )
+    group = models.OneToOneField(
+        "auth.Group", null=True, blank=True, on_delete=models.CASCADE, related_name="token_budget"
+    )
+    tokens_per_day = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="0: no limit; empty: the group's or the deployment's."
+    )
+    tokens_per_month = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="0: no limit; empty: the group's or the deployment's."
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, group__isnull=True) | Q(user__isnull=True, group__isnull=False),
+                name="budget_for_a_user_or_a_group",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Budget of {self.user or self.group}"
+
+
+class Preferences(models.Model):
+    """A user's own settings: the name shown, the page's theme, the assistant of a new conversation."""
+
+    class Theme(models.TextChoices):
+        SYSTEM = "system", "Same as the system"
+        LIGHT = "light", "Light"
+        DARK = "dark", "Dark"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preferences")
+    display_name = models.CharField(max_length=80, blank=True)
+    theme = models.CharField(max_length=16, choices=Theme.choices, default=Theme.SYSTEM)
+    default_assistant_id = models.CharField(
+        max_length=100, blank=True, help_text="An id from AGENT_ASSISTANTS; empty: the deployment's first."
+    )
+
+    class Meta:
+        verbose_name_plural = "preferences"
+
+    def __str__(self) -> str:
+        return f"Preferences of {self.user}"
