@@ -21,6 +21,7 @@ import requests
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.core.validators import validate_email
@@ -221,6 +222,10 @@ class SsoBackend(OIDCAuthenticationBackend):
         except (requests.RequestException, SuspiciousOperation, DiscoveryError, ValueError, KeyError) as exc:
             logger.warning("sso: sign-in failed: %s", exc)
             return None
+
+    def get_user(self, user_id: int) -> AbstractBaseUser | None:
+        """Django's (mozilla-django-oidc's would keep a deactivated user's sessions logged in)."""
+        return ModelBackend.get_user(self, user_id)
 
     def get_payload_data(self, token: bytes | str, key: Any) -> dict[str, Any]:
         """The ID token's claims: RS256, signed by the provider's key, for this client, from OIDC_ISSUER, unexpired."""

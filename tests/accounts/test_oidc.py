@@ -158,3 +158,15 @@ def test_deleting_an_sso_account_needs_a_fresh_sign_in() -> None:
     session.save()
     assert client.post(reverse("account_delete")).status_code == 302
     assert not User.objects.filter(pk=user.pk).exists() and not SsoIdentity.objects.exists()
+
+
+@override_settings(
+    **SSO, AUTHENTICATION_BACKENDS=["django.contrib.auth.backends.ModelBackend", "accounts.oidc.SsoBackend"]
+)
+def test_a_deactivated_sso_user_is_logged_out_of_the_pages() -> None:
+    user = sso_user_sign_in(issuer=ISSUER, claims={"sub": "4", "preferred_username": "fay"})
+    client = Client()
+    client.force_login(user, backend="accounts.oidc.SsoBackend")
+    assert client.get(reverse("conversation_list")).status_code == 200
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    assert client.get(reverse("conversation_list")).status_code == 302
