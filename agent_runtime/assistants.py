@@ -8,6 +8,7 @@ class Helpdesk(Assistant):
     name = "Helpdesk"
     instructions = "You answer questions about the user's orders."
     model = "gpt-4o-mini"                 # optional
+    models = ["gpt-4o-mini", "gpt-4o"]    # optional: the owner picks per conversation, the first the default
 
     @tool
     def my_orders(self, status: str = "open") -> str:
@@ -92,7 +93,10 @@ class Assistant:
     instructions: ClassVar[str] = ""
     """What the model is told first, before the history."""
     model: ClassVar[str | None] = None
-    """The model's name; None: the deployment's default model."""
+    """The model's name; None: the deployment's default model (or the first of `models`)."""
+    models: ClassVar[Sequence[str]] = ()
+    """The models a conversation's owner may choose among, the first the default; empty: just `model`.
+    With both set, `model` must be one of them (checked when the deployment loads its assistants)."""
     examples: ClassVar[Sequence[tuple[str, str]]] = ()
     """(prompt, hint) pairs the page offers in an empty conversation."""
     base_tools: ClassVar[Sequence[BaseTool]] = ()

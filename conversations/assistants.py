@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -13,9 +13,22 @@ from django.utils.module_loading import import_string
 from agent_runtime.assistants import Assistant
 from agent_runtime.llm import ModelConfig
 
+if TYPE_CHECKING:
+    from conversations.models import Conversation
+
 NOT_AN_ASSISTANT = "AGENT_ASSISTANTS names {path!r}, which is not an Assistant subclass with an id and a name."
 DUPLICATE_ID = "AGENT_ASSISTANTS names two assistants with the id {id!r}."
 NO_ASSISTANTS = "AGENT_ASSISTANTS names no assistant."
+MODELS_MAX = 20
+MODEL_NAME_MAX_LENGTH = 100  # Conversation.model's max_length
+BAD_MODELS = (
+    "Assistant {id!r}: `models` must be a list of 1 to {most} distinct model names, each a non-empty "
+    "string of at most {length} characters; got {models!r}."
+)
+MODEL_NOT_IN_MODELS = (
+    "Assistant {id!r} sets both `model` ({model!r}) and `models` ({models!r}): `model` must be one of "
+    "`models` (or drop `model`: the first of `models` is the default)."
+)
 
 
 @cache
@@ -29,8 +42,31 @@ def _load(paths: tuple[str, ...]) -> dict[str, type[Assistant]]:
             raise ImproperlyConfigured(NOT_AN_ASSISTANT.format(path=path))
         if assistant.id in found:
             raise ImproperlyConfigured(DUPLICATE_ID.format(id=assistant.id))
+        _models_check(assistant)
         found[assistant.id] = assistant
     return found
+
+
+def _models_check(assistant: type[Assistant]) -> None:
+    """Refuse (ImproperlyConfigured) an assistant's `models` that is not a short list of distinct
+    names, or a `model` that is not one of its `models`."""
+    models = assistant.models
+    if isinstance(models, str) or not isinstance(models, (list, tuple)):
+        models_ok = False
+    elif not models and "models" not in vars(assistant):
+        return  # never set: the assistant offers its `model` alone
+    else:
+        models_ok = (
+            0 < len(models) <= MODELS_MAX
+            and all(isinstance(m, str) and m.strip() and len(m) <= MODEL_NAME_MAX_LENGTH for m in models)
+            and len(set(models)) == len(models)
+        )
+    if not models_ok:
+        raise ImproperlyConfigured(
+            BAD_MODELS.format(id=assistant.id, most=MODELS_MAX, length=MODEL_NAME_MAX_LENGTH, models=models)
+        )
+    if assistant.model and assistant.model not in models:
+        raise ImproperlyConfigured(MODEL_NOT_IN_MODELS.format(id=assistant.id, model=assistant.model, models=models))
 
 
 def assistant_registry() -> dict[str, type[Assistant]]:
@@ -48,10 +84,60 @@ def assistant_default_id() -> str:
     return next(iter(assistant_registry()))
 
 
-def assistant_model_config(assistant: type[Assistant]) -> ModelConfig:
-    """The deployment's model settings, with the assistant's own model name when it has one."""
+def assistant_models(assistant: type[Assistant]) -> list[str]:
+    """The models the assistant offers, its default first: its `models`, else its `model` alone, else
+    the deployment's model (`AGENT_MODEL`)."""
+    if assistant.models:
+        return list(assistant.models)
     config: ModelConfig = settings.AGENT_MODEL
-    return dataclasses.replace(config, model=assistant.model) if assistant.model else config
+    return [assistant.model or config.model]
+
+
+def assistant_model_config(assistant: type[Assistant]) -> ModelConfig:
+    """The deployment's model settings, with the assistant's default model (the first it offers)."""
+    return _with_model(assistant_models(assistant)[0])
+
+
+def conversation_model(conversation: Conversation, assistant: type[Assistant]) -> str:
+    """The model that answers in the conversation: the one its owner chose (`Conversation.model`) while
+    the assistant still offers it, else the assistant's default. A choice the deployment has since
+    dropped from the assistant's `models` falls back so, without an error; it stays stored, and
+    answers with it again if the model is offered again."""
+    offered = assistant_models(assistant)
+    return conversation.model if conversation.model in offered else offered[0]
+
+
+def conversation_model_shown(conversation: Conversation) -> str:
+    """The conversation's model as pages and the API show it: `conversation_model`, or, when the
+    deployment no longer lists its assistant, the stored choice (maybe blank)."""
+    assistant = assistant_get(conversation.assistant_id)
+    return conversation_model(conversation, assistant) if assistant is not None else conversation.model
+
+
+def conversation_model_config(conversation: Conversation, assistant: type[Assistant]) -> ModelConfig:
+    """The deployment's model settings with the conversation's model (`conversation_model`): what a run
+    of the conversation is answered by."""
+    return _with_model(conversation_model(conversation, assistant))
+
+
+async def conversation_model_config_read(conversation: Conversation, assistant: type[Assistant]) -> ModelConfig:
+    """`conversation_model_config` with the choice as stored now: a socket holds its conversation for
+    hours, while the owner may switch the model in another tab or over the API. Updates
+    `conversation.model` in place (the run started next reads it)."""
+    from channels.db import database_sync_to_async
+
+    from conversations.models import Conversation
+
+    read = Conversation.objects.filter(pk=conversation.pk).values_list("model", flat=True).first
+    stored = await database_sync_to_async(read)()
+    if stored is not None:
+        conversation.model = stored
+    return conversation_model_config(conversation, assistant)
+
+
+def _with_model(model: str) -> ModelConfig:
+    config: ModelConfig = settings.AGENT_MODEL
+    return config if model == config.model else dataclasses.replace(config, model=model)
 
 
 def assistant_payload(assistant: type[Assistant]) -> dict[str, Any]:
@@ -61,6 +147,7 @@ def assistant_payload(assistant: type[Assistant]) -> dict[str, Any]:
         "name": assistant.name,
         "description": assistant.description,
         "model": assistant_model_config(assistant).display_name,
+        "models": assistant_models(assistant),
     }
 
 

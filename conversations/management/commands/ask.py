@@ -22,6 +22,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from agent_runtime import events
 from agent_runtime.events import Event
+from conversations.actions import choose_model
 from conversations.assistants import assistant_get, assistant_registry
 from conversations.follow import follow_run
 from conversations.models import Conversation
@@ -149,6 +150,11 @@ class Command(BaseCommand):
             "--assistant", help="The assistant of a new conversation, by id (default: the first of AGENT_ASSISTANTS)."
         )
         parser.add_argument(
+            "--model",
+            help="Answer with this model, one the conversation's assistant offers (its `models`); it stays "
+            "the conversation's choice, as choosing it in a tab does (default: the conversation's).",
+        )
+        parser.add_argument(
             "--user", help=f"Ask as this user (default: the first superuser, or else a local user {CLI_USERNAME!r})."
         )
 
@@ -161,16 +167,18 @@ class Command(BaseCommand):
         user = _user(options["user"])
         conversation = _conversation(user, options["conversation"], options["assistant"])
         try:
-            status = asyncio.run(self._ask(conversation, content))
+            status = asyncio.run(self._ask(conversation, content, options["model"]))
         except KeyboardInterrupt:
             self.stdout.write("")
             raise CommandError(STOPPED) from None
         if status != "completed":
             raise CommandError(RUN_FAILED.format(status=status))
 
-    async def _ask(self, conversation: Conversation, content: str) -> str:
-        """Start the run and render its events; the `done` status."""
+    async def _ask(self, conversation: Conversation, content: str, model: str | None = None) -> str:
+        """Choose `model` (when given), start the run and render its events; the `done` status."""
         try:
+            if model is not None:
+                conversation = await choose_model(conversation=conversation, model=model)
             outcome = await send_message(conversation=conversation, content=content, client_id=uuid.uuid4().hex)
         except Refused as refused:
             raise _refusal(refused) from None
