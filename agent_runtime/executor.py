@@ -18,6 +18,7 @@ from typing import Any
 from uuid import uuid4
 
 from langchain_core.messages import AIMessageChunk, BaseMessage, ToolMessage
+from langchain_core.messages.utils import count_tokens_approximately
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
@@ -234,7 +235,13 @@ class AgentRun:
         return llm.bind_tools(list(self._tools.values()), tool_choice="any")
 
     async def _stream_step(self, bound: Runnable, messages: list[BaseMessage]) -> AIMessageChunk:
-        chunks = [chunk async for chunk in bound.astream(messages)]
+        chunks: list[AIMessageChunk] = []
+        try:
+            async for chunk in bound.astream(messages):
+                chunks.append(chunk)
+        except BaseException:  # stopped, timed out or failed mid-stream: the tokens were spent all the same
+            self._add_partial_usage(messages, chunks)
+            raise
         if not chunks:
             raise _StopRun(events.ERROR_MODEL_FAILED, EMPTY_RESPONSE)
         # One `+` over the step's chunks: adding them one by one re-parses the growing tool-call
@@ -247,6 +254,23 @@ class AgentRun:
         usage = reply.usage_metadata or {}
         for key in ("input_tokens", "output_tokens", "total_tokens"):
             self.report.usage[key] += int(usage.get(key) or 0)
+
+    def _add_partial_usage(self, messages: list[BaseMessage], chunks: list[AIMessageChunk]) -> None:
+        """A step cut short: the model's usage when it reported one, else an estimate (about four
+        characters a token, langchain's `count_tokens_approximately`), marked in the report."""
+        try:
+            merged = (chunks[0] + chunks[1:] if len(chunks) > 1 else chunks[0]) if chunks else None
+        except Exception:  # chunks that do not add up: count their text alone
+            merged = AIMessageChunk(content="".join(str(chunk.content) for chunk in chunks))
+        if merged is not None and merged.usage_metadata:
+            self._add_usage(merged)
+            return
+        sent = count_tokens_approximately(messages)
+        received = count_tokens_approximately([merged]) if merged is not None else 0
+        self.report.usage["input_tokens"] += sent
+        self.report.usage["output_tokens"] += received
+        self.report.usage["total_tokens"] += sent + received
+        self.report.usage_estimated = True
 
     async def _finish_if_answered(self, reply: AIMessageChunk, scratchpad: list[BaseMessage]) -> bool:
         """Run the step's tool calls; return True when the run has its final answer."""

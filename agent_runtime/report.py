@@ -41,12 +41,19 @@ class RunReport:
     content: str = ""
     tool_steps: list[ToolStep] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=lambda: {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0})
+    usage_estimated: bool = False
+    """Part of `usage` is an estimate: a model call was cut short (stopped, timed out, failed) before
+    the model reported its usage."""
     error_code: str | None = None
     error_message: str | None = None
     started: float = field(default_factory=time.time)
     first_output: float | None = None
     """When the run first showed answer text or a tool call (`time.time()`); None when it never did."""
     finished: float | None = None
+
+    def usage_stored(self) -> dict[str, int | bool]:
+        """`usage` as stored with the answer: `"estimated": true` when part of it is an estimate."""
+        return {**self.usage, "estimated": True} if self.usage_estimated else dict(self.usage)
 
     @property
     def tools_used(self) -> list[str]:

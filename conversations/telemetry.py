@@ -158,6 +158,7 @@ def run_ended(*, report: Any, assistant: str, status: str, process: str) -> None
         "status": status,
         "input_tokens": usage.get("input_tokens", 0),
         "output_tokens": usage.get("output_tokens", 0),
+        "tokens_estimated": report.usage_estimated,
         "first_token_ms": first_token_ms,
         "duration_ms": round(duration * 1000, 1),
         "tool_calls": len(report.tool_steps),

@@ -20,14 +20,16 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from conversations.actions import Refused, search_check
-from conversations.models import Conversation, Message
+from conversations.models import Budget, Conversation, Message
 from review import filters, views
 from review.models import TranscriptRead
 from review.transcripts import assistant_name
@@ -201,14 +203,43 @@ class TranscriptReadAdmin(ReadOnlyAdmin):
 User = get_user_model()
 
 
+class BudgetInline(admin.StackedInline):
+    """A user's or a group's token budget (conversations/budgets.py): empty fields fall back."""
+
+    model = Budget
+    extra = 0
+    max_num = 1
+    can_delete = True
+    verbose_name = "token budget"
+    verbose_name_plural = "token budget (empty: the group's or the deployment's; 0: no limit)"
+
+
+class UserBudgetInline(BudgetInline):
+    fk_name = "user"
+    fields = ("tokens_per_day", "tokens_per_month")
+
+
+class GroupBudgetInline(BudgetInline):
+    fk_name = "group"
+    fields = ("tokens_per_day", "tokens_per_month")
+
+
+class GroupAdmin(DjangoGroupAdmin):
+    """Django's group admin with the group's token budget: each member's, unless their own says otherwise."""
+
+    inlines = [GroupBudgetInline]
+
+
 class UserAdmin(DjangoUserAdmin):
     """Django's user admin, where a superuser may delete a user with everything of theirs.
 
     Django refuses a deletion when anything it would take has an admin that refuses deleting it,
     and `ConversationAdmin` refuses everybody: so a user with a conversation could not be deleted
     at all. For a superuser, the user's conversations no longer stand in the way (the confirmation
-    page still lists them); anyone else is refused as before.
+    page still lists them); anyone else is refused as before. The user's own token budget is set here.
     """
+
+    inlines = [UserBudgetInline]
 
     def get_deleted_objects(self, objs: object, request: HttpRequest) -> tuple:
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
@@ -220,3 +251,6 @@ class UserAdmin(DjangoUserAdmin):
 if admin.site.is_registered(User):
     admin.site.unregister(User)
 admin.site.register(User, UserAdmin)
+if admin.site.is_registered(Group):
+    admin.site.unregister(Group)
+admin.site.register(Group, GroupAdmin)

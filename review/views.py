@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
+from conversations.budgets import budgets_in_use
 from conversations.models import Conversation
 from review.charts import Chart, Series, bar_chart, column_chart
 from review.models import TranscriptRead
@@ -149,6 +150,7 @@ def usage_page(
         "end": end,
         "report": report,
         "charts": usage_charts(report) if report is not None else None,
+        "budgets": budgets_in_use(now=dt.datetime.now(dt.UTC)) if report is not None else [],
         "presets": [(days, today - dt.timedelta(days=days - 1), today) for days in PRESET_DAYS],
         "changelist_url": reverse("admin:conversations_conversation_changelist"),
     }

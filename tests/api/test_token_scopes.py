@@ -24,6 +24,7 @@ from tests.support.api import AsgiClient, TokenClient
 from tests.support.users import make_user
 
 SCOPE_BY_ROUTE = {
+    ("GET", "/api/me"): "read",
     ("GET", "/api/assistants"): "read",
     ("GET", "/api/conversations/"): "read",
     ("POST", "/api/conversations/"): "send",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from io import StringIO
 
 import pytest
@@ -51,6 +52,32 @@ async def rate_limited(conversation, settings):
     return "What is 1 + 1?", (protocol.RATE_LIMITED, RATE_LIMITED.format(seconds=CONCURRENT_RETRY_SECONDS))
 
 
+class Matches:
+    """Equal to a string matching `pattern` (a text that names a wait in hours and minutes)."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and re.fullmatch(self.pattern, other) is not None
+
+    def __repr__(self) -> str:
+        return f"Matches({self.pattern!r})"
+
+
+async def quota_exceeded(conversation, settings):
+    settings.QUOTA_TOKENS_PER_DAY = 1000
+    settings.QUOTA_RUN_RESERVE_TOKENS = 100
+    await database_sync_to_async(Message.objects.create)(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.COMPLETED,
+        usage={"input_tokens": 600, "output_tokens": 350, "total_tokens": 950},
+    )
+    spent = r"You have used today's token budget \(950 of 1,000 tokens\); it renews in .+\."
+    return "What is 1 + 1?", (protocol.QUOTA_EXCEEDED, Matches(spent))
+
+
 async def through_the_socket(conversation, content):
     tab, connected, _ = await open_tab(conversation.pk, conversation.owner)
     assert connected
@@ -81,7 +108,7 @@ async def through_the_command(conversation, content):
     return code, message
 
 
-@pytest.mark.parametrize("refusal", [blank, too_long, busy, rate_limited])
+@pytest.mark.parametrize("refusal", [blank, too_long, busy, rate_limited, quota_exceeded])
 @pytest.mark.parametrize("adapter", [through_the_socket, through_the_api, through_the_command])
 async def test_a_refused_send_answers_alike_everywhere(conversation, settings, paced, refusal, adapter):
     paced(50)

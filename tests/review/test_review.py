@@ -9,12 +9,13 @@ import io
 import time
 
 import pytest
+from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from agent_runtime.report import RunReport
 from agent_runtime.transcript import RunTranscript
 from conversations.actions import SEARCH_TOO_LONG
-from conversations.models import Conversation, Message, ToolApproval
+from conversations.models import Budget, Conversation, Message, ToolApproval
 from conversations.services import run_finish
 from review.charts import compact_number, nice_ceiling
 from review.models import TranscriptRead
@@ -457,3 +458,29 @@ def test_the_transcript_marks_versions_and_what_the_owners_tabs_no_longer_show(c
     shown = html[html.index(f'id="m-{first.pk}"') :].split("</li>")[0]
     assert 'data-testid="turn-off-branch"' not in shown
     assert 'data-testid="turn-version"' not in html[html.index(f'id="m-{question.pk}"') :].split("</li>")[0]
+
+
+def test_the_usage_page_shows_spending_against_budgets_most_spent_first(client, alice, bob, settings):
+    settings.QUOTA_TOKENS_PER_DAY, settings.QUOTA_TOKENS_PER_MONTH = 0, 0
+    team = Group.objects.create(name="team")
+    bob.groups.add(team)
+    Budget.objects.create(group=team, tokens_per_month=1000)
+    Budget.objects.create(user=alice, tokens_per_day=400)
+    carol = make_user("carol")  # no budget: not listed
+    for owner, tokens in ((alice, 100), (bob, 900), (carol, 5000)):
+        conversation = Conversation.objects.create(owner=owner)
+        Message.objects.create(
+            conversation=conversation, role="assistant", usage={"input_tokens": tokens, "output_tokens": 0}
+        )
+    client.force_login(make_staff("reviewer", "view_conversation"))
+
+    page = client.get(reverse(USAGE))
+
+    budgets = page.context["budgets"]
+    assert [(b.username, b.day_used, b.day_limit, b.month_used, b.month_limit) for b in budgets] == [
+        ("bob", 900, 0, 900, 1000),
+        ("alice", 100, 400, 100, 0),
+    ]
+    assert [b.percent for b in budgets] == [90, 25]
+    html = page.content.decode()
+    assert 'data-testid="budgets-table"' in html and "90 %" in html and "carol" not in html.split("budgets-table")[1]
