@@ -4,8 +4,9 @@ The zip holds, per conversation, a JSON file with every message in every version
 answers, regenerated answers, edited questions, as the `parent` tree stores them) with tool steps,
 usage, status, times, feedback and approvals, and a Markdown file of the branch shown
 (`conversations.export`); then `profile.json` (never a password hash, a token's secret or its
-digest) and `README.txt`. It is written into a spooled temporary file (memory up to
-`SPOOL_IN_MEMORY`, disk past it), so a large account never sits whole in memory.
+digest), `preferences.json` (the settings page's) and `README.txt`. It is written into a spooled
+temporary file (memory up to `SPOOL_IN_MEMORY`, disk past it), so a large account never sits whole
+in memory.
 
 Deleting an account stops its answers being written, then deletes the user: the cascade takes
 every row of theirs, and the user `pre_delete` receivers (`conversations.deletion`,
@@ -35,7 +36,8 @@ from accounts.sessions import sessions_delete
 from conversations import runs
 from conversations.branches import branch_ids
 from conversations.export import conversation_export_filename, conversation_export_markdown
-from conversations.models import Conversation, Feedback, Message, ToolApproval
+from conversations.models import Conversation, Feedback, Message, Preferences, ToolApproval
+from conversations.selectors import preferences_for_user
 
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
 """Bytes of the zip kept in memory before it moves to a temporary file on disk."""
@@ -57,6 +59,9 @@ profile.json
     Your username, email, when you joined, and your API tokens' names, scopes and dates.
     Never your password (only a hash of it is stored, and it is not included) and never a
     token's secret (it was shown once, when you created it).
+
+preferences.json
+    Your settings: display name, theme and default assistant (empty until you save them).
 
 conversations/<id>-<title>.json  (one per conversation)
     The conversation and every message in it, in every version: your questions, edited
@@ -111,6 +116,7 @@ def export_zip(*, user: AbstractBaseUser, now: datetime | None = None) -> IO[byt
         count = messages = 0
         with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             _write(archive, "profile.json", _json(profile_data(user=user)))
+            _write(archive, "preferences.json", _json(preferences_data(user=user)))
             for conversation in Conversation.objects.filter(owner=user).order_by("pk").iterator(chunk_size=200):
                 data = conversation_data(conversation=conversation)
                 stem = conversation_export_filename(conversation=conversation, export_format="")[:-1]
@@ -167,6 +173,16 @@ def profile_data(*, user: AbstractBaseUser) -> dict[str, Any]:
             }
             for token in (tokens.order_by("created", "pk") if tokens is not None else [])
         ],
+    }
+
+
+def preferences_data(*, user: AbstractBaseUser) -> dict[str, Any]:
+    """The user's settings as the settings page shows them; the defaults when they never saved any."""
+    preferences = preferences_for_user(user=user) or Preferences(user=user)
+    return {
+        "display_name": preferences.display_name,
+        "theme": preferences.theme,
+        "default_assistant": preferences.default_assistant_id or None,
     }
 
 

@@ -11,6 +11,7 @@ import asyncio
 import contextvars
 import json
 from collections.abc import Coroutine
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from channels.db import database_sync_to_async
@@ -20,7 +21,15 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from ninja import Header, Query, Status
 
 from api.auth import ScopedApi, scoped
-from api.errors import DUPLICATE, DUPLICATE_CODE, NOT_FOUND, ApiError, install_error_handlers, refused_error
+from api.errors import (
+    BAD_TITLE_BODY,
+    DUPLICATE,
+    DUPLICATE_CODE,
+    NOT_FOUND,
+    ApiError,
+    install_error_handlers,
+    refused_error,
+)
 from api.models import Scope
 from api.schemas import (
     ApprovalIn,
@@ -34,13 +43,15 @@ from api.schemas import (
     ErrorOut,
     FeedbackIn,
     FeedbackOut,
+    MeOut,
     MessageIn,
     RegenerateIn,
 )
 from api.sse import MEDIA_TYPE, event_stream_response
 from conversations import actions, approvals
 from conversations.actions import NO_SUCH_MESSAGE, Refused
-from conversations.assistants import assistant_payload, assistant_registry
+from conversations.assistants import assistant_payload, assistant_registry, conversation_model_shown
+from conversations.budgets import budget_status
 from conversations.export import (
     EXPORT_FORMATS,
     conversation_export_data,
@@ -76,7 +87,7 @@ protocol (`docs/protocol.md`), `event: <type>`, `id: <run_id>:<seq>`, `data: <th
 ending after `done`. Errors are JSON: `{"error": {"code": "...", "message": "..."}}`.
 """
 CONVERSATION_LIST_LIMIT = 100
-BAD_CONVERSATION_BODY = 'The body, when given, must be a JSON object: {"assistant": "..."}.'
+BAD_CONVERSATION_BODY = 'The body, when given, must be a JSON object: {"assistant": "...", "model": "..."}.'
 BAD_EXPORT_FORMAT = "Unknown export format {export_format!r}: use format=md or format=json."
 BAD_FEEDBACK_BODY = 'The body must be a JSON object: {"rating": 1 or -1, "comment": "..."}.'
 EXPORT_CONTENT_TYPES = {"md": "text/markdown; charset=utf-8", "json": "application/json"}
@@ -126,6 +137,7 @@ def _conversation_out(conversation: Conversation) -> dict[str, Any]:
         "id": conversation.pk,
         "title": conversation.title,
         "assistant": conversation.assistant_id,
+        "model": conversation_model_shown(conversation),
         "created": conversation.created,
     }
 
@@ -140,6 +152,21 @@ def _conversation_out(conversation: Conversation) -> dict[str, Any]:
 async def assistants_list(request: HttpRequest) -> list[dict[str, Any]]:
     """The assistants a conversation may have, the default (for a conversation created without one) first."""
     return [assistant_payload(a) for a in assistant_registry().values()]
+
+
+@api.get(
+    "/me",
+    response={200: MeOut, (401, 403): ErrorOut},
+    tags=["account"],
+    operation_id="getMe",
+    auth=scoped(Scope.READ),
+)
+async def me(request: HttpRequest) -> dict[str, Any]:
+    """The caller, and their token budget: used, left and when it renews, per day and per month (UTC).
+    A send past it is refused with 429 `quota_exceeded` and `Retry-After`."""
+    user = _user(request)
+    budget = await database_sync_to_async(budget_status)(user_id=user.pk, now=datetime.now(UTC))
+    return {"id": user.pk, "username": user.get_username(), "email": user.email, "budget": budget}
 
 
 @api.get(
@@ -181,14 +208,18 @@ async def conversations_list(
     },
 )
 async def conversations_create(request: HttpRequest) -> Status:
-    """Create an empty conversation answered by `assistant` (default: the first listed); the body
-    (`{"assistant": "..."}`) may be omitted.
+    """Create an empty conversation answered by `assistant` (default: the first listed) with `model`
+    (one of the assistant's `models`; default: its first); the body (`{"assistant": "...", "model":
+    "..."}`) may be omitted.
 
-    Refused with 400 `bad_request` for an unknown assistant, 429 `rate_limited` past
-    `RATE_LIMIT_CONVERSATIONS_PER_HOUR`.
+    Refused with 400 `bad_request` for an unknown assistant, 400 `model_unavailable` for a model the
+    assistant does not offer, 429 `rate_limited` past `RATE_LIMIT_CONVERSATIONS_PER_HOUR`.
     """
+    chosen = _chosen_assistant(request)
     try:
-        conversation = await actions.create_conversation(owner=_user(request), assistant_id=_chosen_assistant(request))
+        conversation = await actions.create_conversation(
+            owner=_user(request), assistant_id=chosen.assistant, model=chosen.model
+        )
     except Refused as refused:
         raise refused_error(refused) from None
     return Status(201, _conversation_out(conversation))
@@ -217,13 +248,24 @@ async def conversations_detail(request: HttpRequest, conversation_id: int) -> di
 )
 async def conversations_rename(request: HttpRequest, conversation_id: int, payload: ConversationPatchIn) -> dict:
     """Rename the conversation (`{"title": "..."}`, trimmed, 1 to 200 characters); automatic titles
-    leave it alone from then on. Refused with 400 `bad_request` for a blank, too long or unstorable title."""
+    leave it alone from then on. And/or choose the model of its next answers (`{"model": "..."}`, one
+    of its assistant's `models`; an answer being written goes on with its own); every open tab shows
+    the change. Refused with 400 `bad_request` for a blank, too long or unstorable title, or a body
+    with neither, 400 `model_unavailable` for a model the assistant does not offer (then nothing
+    changes)."""
+    if payload.title is None and payload.model is None:
+        raise ApiError(400, actions.BAD_REQUEST, BAD_TITLE_BODY)
     conversation = await _owned_conversation(request, conversation_id)
     try:
-        renamed = await actions.rename_conversation(conversation=conversation, title=payload.title)
+        if payload.model is not None:
+            actions.model_check(assistant_id=conversation.assistant_id, model=payload.model)
+        if payload.title is not None:
+            conversation = await actions.rename_conversation(conversation=conversation, title=payload.title)
+        if payload.model is not None:
+            conversation = await actions.choose_model(conversation=conversation, model=payload.model)
     except Refused as refused:
         raise refused_error(refused) from None
-    return _conversation_out(renamed)
+    return _conversation_out(conversation)
 
 
 @api.get(
@@ -462,12 +504,12 @@ def _feedback_body(request: HttpRequest) -> dict[str, Any]:
     return body
 
 
-def _chosen_assistant(request: HttpRequest) -> str | None:
-    """The `assistant` of an optional JSON body."""
+def _chosen_assistant(request: HttpRequest) -> ConversationIn:
+    """The `assistant` and `model` of an optional JSON body."""
     if request.content_type != "application/json" or not request.body.strip():
-        return None
+        return ConversationIn()
     try:
-        return ConversationIn.model_validate_json(request.body).assistant
+        return ConversationIn.model_validate_json(request.body)
     except ValueError:
         raise ApiError(400, actions.BAD_REQUEST, BAD_CONVERSATION_BODY) from None
 

@@ -22,7 +22,10 @@ INSUFFICIENT_SCOPE = (
 UNSCOPED_ROUTE = "This route declares no scope, so no API token may use it."
 NOT_FOUND = "No such conversation."
 BAD_BODY = 'The request body must be a JSON object: {"content": "...", "client_id": "..."}.'
-BAD_TITLE_BODY = 'The request body must be a JSON object: {"title": "..."}, the title 1 to 200 characters once trimmed.'
+BAD_TITLE_BODY = (
+    'The request body must be a JSON object: {"title": "..."}, the title 1 to 200 characters once trimmed, '
+    'and/or {"model": "..."}, one of the assistant\'s models.'
+)
 DUPLICATE_CODE = "duplicate"
 BAD_PARAMETERS = "Invalid request parameters."
 DUPLICATE = (
@@ -51,7 +54,9 @@ STATUS_BY_REFUSAL = {
     actions.ALREADY_DECIDED: 409,
     actions.ASSISTANT_UNAVAILABLE: 409,
     actions.RATE_LIMITED: 429,
+    actions.QUOTA_EXCEEDED: 429,
     actions.RESTARTING: 503,
+    actions.MODEL_UNAVAILABLE: 400,
 }
 
 # What a body that does not parse, or does not fit its schema, is told, by route: the method and

@@ -25,6 +25,10 @@ class ConversationOut(Schema):
     id: int
     title: str
     assistant: str = Field(description="The id of the assistant that answers (see GET /api/assistants).")
+    model: str = Field(
+        description="The model that answers its next question: one of its assistant's `models` (the owner's "
+        "choice, else the assistant's default)."
+    )
     created: datetime
 
 
@@ -34,12 +38,22 @@ class ConversationIn(Schema):
     assistant: str | None = Field(
         default=None, description="An assistant's id from GET /api/assistants (default: the first listed)."
     )
+    model: str | None = Field(
+        default=None,
+        description="One of the assistant's `models` (GET /api/assistants; default: its first). Another "
+        "model is refused with 400 `model_unavailable`.",
+    )
 
 
 class ConversationPatchIn(Schema):
-    """A new name for a conversation."""
+    """A new name for a conversation, another model for its next answers, or both."""
 
-    title: str = Field(description="1 to 200 characters once trimmed.")
+    title: str | None = Field(default=None, description="1 to 200 characters once trimmed.")
+    model: str | None = Field(
+        default=None,
+        description="One of the assistant's `models`; the next answer uses it (one being written goes on "
+        "with its own). Another model is refused with 400 `model_unavailable`.",
+    )
 
 
 class ApprovalIn(Schema):
@@ -59,6 +73,10 @@ class AssistantOut(Schema):
     name: str
     description: str
     model: str = Field(description="The model that answers for it (`offline-demo` without an API key).")
+    models: list[str] = Field(
+        description="The models a conversation with it may choose among (`model` in POST and PATCH "
+        "/api/conversations/), the default first."
+    )
 
 
 class FeedbackIn(Schema):
@@ -129,3 +147,36 @@ class BranchIn(Schema):
     """Which version to show; the same as the WebSocket's `branch` frame."""
 
     message_id: int = Field(description="One of the conversation's messages: the version to show.")
+
+
+class BudgetPeriodOut(Schema):
+    limit: int | None = Field(description="Tokens allowed in the period; null: no limit.")
+    used: int = Field(description="Tokens of the answers asked in the period that have ended.")
+    remaining: int | None = Field(description="Tokens left (never below 0); null: no limit.")
+    in_progress: int = Field(
+        description="Tokens held for answers being written (QUOTA_RUN_RESERVE_TOKENS each) until they end."
+    )
+    resets_at: datetime = Field(description="When the period renews (UTC midnight; the 1st of the month).")
+
+
+class LowBudgetOut(Schema):
+    period: str = Field(description="day or month")
+    remaining: int
+    limit: int
+
+
+class BudgetOut(Schema):
+    day: BudgetPeriodOut
+    month: BudgetPeriodOut
+    low: LowBudgetOut | None = Field(
+        description="The period with less than a fifth of its limit left (the page then shows it); else null."
+    )
+
+
+class MeOut(Schema):
+    """Who the caller is, and their token budget."""
+
+    id: int
+    username: str
+    email: str
+    budget: BudgetOut

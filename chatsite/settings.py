@@ -36,6 +36,16 @@ def _env_number(name: str, default: float) -> float:
         raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from None
 
 
+def _env_whole(name: str, default: int, *, minimum: int = 0, maximum: int = 10**15) -> int:
+    """A whole number from `minimum` to `maximum`; anything else stops the process at start."""
+    value = _env(name)
+    if not value:
+        return default
+    if not re.fullmatch(r"\d{1,16}", value) or not minimum <= int(value) <= maximum:
+        raise ImproperlyConfigured(f"{name} must be a whole number from {minimum} to {maximum}, not {value!r}")
+    return int(value)
+
+
 def _env_rate(name: str, default: str) -> str:
     """A django-ratelimit rate: `<count>/<period>`, the period `s`, `m`, `h` or `d`, optionally multiplied (`10/5m`)."""
     value = _env(name, default)
@@ -121,6 +131,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.preferences.preferences",
+                "accounts.context_processors.sign_in",
             ],
         },
     },
@@ -253,6 +265,43 @@ SIGNUP_RATE_PER_IP = _env_rate("SIGNUP_RATE_PER_IP", "5/h")
 PASSWORD_RESET_RATE_PER_IP = _env_rate("PASSWORD_RESET_RATE_PER_IP", "5/h")
 SIGNUP_REQUIRE_EMAIL = _env_bool("SIGNUP_REQUIRE_EMAIL", False)
 
+# Single sign-on (OpenID Connect, docs/sso.md): on when the issuer, client id and secret are all set.
+OIDC_ISSUER = _env("OIDC_ISSUER")
+OIDC_CLIENT_ID = _env("OIDC_CLIENT_ID")
+OIDC_CLIENT_SECRET = _env("OIDC_CLIENT_SECRET")
+_oidc = {"OIDC_ISSUER": OIDC_ISSUER, "OIDC_CLIENT_ID": OIDC_CLIENT_ID, "OIDC_CLIENT_SECRET": OIDC_CLIENT_SECRET}
+SSO_ENABLED = all(_oidc.values())
+if any(_oidc.values()) and not SSO_ENABLED:
+    _missing = ", ".join(name for name, value in _oidc.items() if not value)
+    raise ImproperlyConfigured(
+        f"Single sign-on needs OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET; {_missing} not set."
+    )
+if OIDC_ISSUER and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", OIDC_ISSUER):
+    raise ImproperlyConfigured(f"OIDC_ISSUER must be an http(s) URL without query or fragment, not {OIDC_ISSUER!r}.")
+OIDC_GROUPS_CLAIM = _env("OIDC_GROUPS_CLAIM")
+OIDC_BUTTON_LABEL = _env("OIDC_BUTTON_LABEL", "Sign in with single sign-on")[:60]
+# mozilla-django-oidc's settings; the provider's endpoints come from its discovery document (accounts/oidc.py).
+OIDC_RP_CLIENT_ID = OIDC_CLIENT_ID
+OIDC_RP_CLIENT_SECRET = OIDC_CLIENT_SECRET
+OIDC_RP_SCOPES = _env("OIDC_SCOPES", "openid email profile")
+if "openid" not in OIDC_RP_SCOPES.split():
+    raise ImproperlyConfigured(f"OIDC_SCOPES must include openid, not {OIDC_RP_SCOPES!r}.")
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = 5
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+if SSO_ENABLED:
+    AUTHENTICATION_BACKENDS.append("accounts.oidc.SsoBackend")
+# Off: the sign-up page answers 404 (single sign-on still creates accounts at first sign-in).
+SIGNUP_ENABLED = _env_bool("SIGNUP_ENABLED", True)
+# Off: nobody logs in with a password (here or in the admin); only single sign-on, which must be configured.
+PASSWORD_LOGIN_ENABLED = _env_bool("PASSWORD_LOGIN_ENABLED", True)
+if not PASSWORD_LOGIN_ENABLED and not SSO_ENABLED:
+    raise ImproperlyConfigured(
+        "PASSWORD_LOGIN_ENABLED=0 needs single sign-on (OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET): "
+        "otherwise nobody could log in."
+    )
+
 # Email (password reset links): printed to the console in development, sent by SMTP otherwise.
 EMAIL_BACKEND = (
     "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend"
@@ -311,6 +360,11 @@ API_TOKEN_RECHECK_SECONDS = _env_number("API_TOKEN_RECHECK_SECONDS", 10.0)
 RATE_LIMIT_MESSAGES_PER_MINUTE = int(_env_number("RATE_LIMIT_MESSAGES_PER_MINUTE", 20))
 RATE_LIMIT_CONCURRENT_RUNS = int(_env_number("RATE_LIMIT_CONCURRENT_RUNS", 3))
 RATE_LIMIT_CONVERSATIONS_PER_HOUR = int(_env_number("RATE_LIMIT_CONVERSATIONS_PER_HOUR", 60))
+# Token budgets per user (conversations/budgets.py), overridable per group and per user in the admin;
+# 0 is no limit. An answer being written counts as QUOTA_RUN_RESERVE_TOKENS until it ends.
+QUOTA_TOKENS_PER_DAY = _env_whole("QUOTA_TOKENS_PER_DAY", 0)
+QUOTA_TOKENS_PER_MONTH = _env_whole("QUOTA_TOKENS_PER_MONTH", 0)
+QUOTA_RUN_RESERVE_TOKENS = _env_whole("QUOTA_RUN_RESERVE_TOKENS", 4000, minimum=1)
 SYNC_MIN_INTERVAL_SECONDS = _env_number("SYNC_MIN_INTERVAL_SECONDS", 1)
 SYNC_MAX_PER_MINUTE = int(_env_number("SYNC_MAX_PER_MINUTE", 60))
 SNAPSHOT_MAX_MESSAGES = int(_env_number("SNAPSHOT_MAX_MESSAGES", 500))

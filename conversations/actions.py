@@ -15,7 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from agent_runtime.text import unstorable_character
 from conversations import approvals, deletion, live, protocol, runs, services
-from conversations.assistants import assistant_default_id, assistant_get
+from conversations.assistants import assistant_default_id, assistant_get, assistant_models
 from conversations.models import Conversation, Feedback, Message, ToolApproval
 from conversations.selectors import feedback_payload, message_get_for_user
 
@@ -28,12 +28,26 @@ RATE_LIMITED = protocol.RATE_LIMITED
 ASSISTANT_UNAVAILABLE = protocol.ASSISTANT_UNAVAILABLE
 ALREADY_DECIDED = protocol.ALREADY_DECIDED
 RESTARTING = protocol.RESTARTING
+QUOTA_EXCEEDED = protocol.QUOTA_EXCEEDED
+MODEL_UNAVAILABLE = protocol.MODEL_UNAVAILABLE
 NOT_FOUND = "not_found"
-CODES = (BAD_REQUEST, NOT_FOUND, TOO_LONG, BUSY, RATE_LIMITED, ASSISTANT_UNAVAILABLE, ALREADY_DECIDED, RESTARTING)
+CODES = (
+    BAD_REQUEST,
+    NOT_FOUND,
+    TOO_LONG,
+    BUSY,
+    RATE_LIMITED,
+    ASSISTANT_UNAVAILABLE,
+    ALREADY_DECIDED,
+    RESTARTING,
+    QUOTA_EXCEEDED,
+    MODEL_UNAVAILABLE,
+)
 
 UNSTORABLE_TEXT = "The '{field}' holds {what}, which cannot be stored; remove it and send again."
 BAD_TITLE = "A new title needs a 'title' string of 1 to 200 characters once trimmed."
 UNKNOWN_ASSISTANT = "No assistant {assistant!r} here; GET /api/assistants lists them."
+MODEL_UNAVAILABLE_TEXT = "The assistant {assistant!r} does not offer the model {model!r}; it offers: {offered}."
 NO_SUCH_MESSAGE = "No such message in your conversations."
 NO_SUCH_APPROVAL = approvals.NO_SUCH_APPROVAL
 ALREADY_DECIDED_TEXT = approvals.ALREADY_DECIDED
@@ -43,7 +57,7 @@ SEARCH_TOO_LONG = "A search takes at most {words} words and {chars} characters: 
 
 class Refused(Exception):
     """An action that may not go ahead: its `code` (one of `CODES`), a text every client shows alike,
-    and, for `rate_limited`, how many seconds to wait."""
+    and, for `rate_limited` and `quota_exceeded`, how many seconds to wait."""
 
     def __init__(self, code: str, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
@@ -72,19 +86,23 @@ def search_check(*, query: str) -> list[str]:
     return words
 
 
-async def create_conversation(*, owner: AbstractBaseUser, assistant_id: str | None = None) -> Conversation:
-    """Start an empty conversation answered by `assistant_id` (default: the first offered).
+async def create_conversation(
+    *, owner: AbstractBaseUser, assistant_id: str | None = None, model: object = None
+) -> Conversation:
+    """Start an empty conversation answered by `assistant_id` (default: the first offered), with
+    `model` (default: the assistant's first).
 
-    Refused `bad_request` for an assistant not offered here, `rate_limited` past
-    `RATE_LIMIT_CONVERSATIONS_PER_HOUR`.
+    Refused `bad_request` for an assistant not offered here, `model_unavailable` for a model the
+    assistant does not offer, `rate_limited` past `RATE_LIMIT_CONVERSATIONS_PER_HOUR`.
     """
     assistant_id = assistant_id or assistant_default_id()
     if assistant_get(assistant_id) is None:
         raise Refused(BAD_REQUEST, UNKNOWN_ASSISTANT.format(assistant=assistant_id))
+    chosen = "" if model is None else model_check(assistant_id=assistant_id, model=model)
     per_hour = settings.RATE_LIMIT_CONVERSATIONS_PER_HOUR
     create = database_sync_to_async(services.conversation_create)
     try:
-        return await create(owner=owner, assistant_id=assistant_id, per_hour=per_hour)
+        return await create(owner=owner, assistant_id=assistant_id, per_hour=per_hour, model=chosen)
     except services.RateLimited as limited:
         message = services.TOO_MANY_CONVERSATIONS.format(limit=per_hour, seconds=limited.retry_after)
         raise Refused(RATE_LIMITED, message, limited.retry_after) from None
@@ -105,6 +123,35 @@ async def rename_conversation(*, conversation: Conversation, title: object) -> C
         raise Refused(BAD_REQUEST, str(bad)) from None
     await live.title_changed_notify(renamed.pk, renamed.title)
     return renamed
+
+
+def model_check(*, assistant_id: str, model: object) -> str:
+    """The model, if the assistant `assistant_id` offers it; else Refused `model_unavailable` (also for
+    a model that is not a string), or `assistant_unavailable` when the deployment no longer lists the
+    assistant. A name is only compared with the offered ones, never stored unchecked."""
+    assistant = assistant_get(assistant_id)
+    if assistant is None:
+        raise Refused(ASSISTANT_UNAVAILABLE, UNKNOWN_ASSISTANT.format(assistant=assistant_id))
+    offered = assistant_models(assistant)
+    if not isinstance(model, str) or model not in offered:
+        shown = model[:100] if isinstance(model, str) else type(model).__name__
+        text = MODEL_UNAVAILABLE_TEXT.format(assistant=assistant_id, model=shown, offered=", ".join(offered))
+        raise Refused(MODEL_UNAVAILABLE, text)
+    return model
+
+
+async def choose_model(*, conversation: Conversation, model: object) -> Conversation:
+    """Answer the conversation's next questions with `model`, one its assistant offers; every open tab
+    shows the choice. Allowed while an answer is being written: that answer goes on with the model it
+    started with, the next one uses the new choice.
+
+    Refused `model_unavailable` for another model, `assistant_unavailable` when the deployment no
+    longer lists the conversation's assistant.
+    """
+    chosen = model_check(assistant_id=conversation.assistant_id, model=model)
+    changed = await database_sync_to_async(services.conversation_model_set)(conversation=conversation, model=chosen)
+    await live.model_changed_notify(changed.pk, chosen)
+    return changed
 
 
 async def delete_conversation(*, conversation: Conversation) -> None:

@@ -27,7 +27,7 @@ from conversations.watchdog import ensure_watchdog
 logger = logging.getLogger(__name__)
 
 BAD_JSON = "A frame must be a JSON object."
-UNKNOWN_FRAME = "Unknown frame type; expected send, stop, sync, approval, regenerate, edit or branch."
+UNKNOWN_FRAME = "Unknown frame type; expected send, stop, sync, approval, regenerate, edit, branch or set_model."
 # A refusal's code as an `error` frame says it: the socket only speaks of its own conversation, so
 # what is not found there is a bad request.
 SOCKET_CODES = {actions.NOT_FOUND: protocol.BAD_REQUEST}
@@ -131,6 +131,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.handle_branch(frame)
         elif kind in (protocol.CLIENT_REGENERATE, protocol.CLIENT_EDIT):
             await self.handle_branching(kind, frame)
+        elif kind == protocol.CLIENT_SET_MODEL:
+            if await self.spend_snapshot_budget():  # each reaches every tab: bounded like `sync`
+                await self.handle_set_model(frame)
         else:
             await self.send_error(protocol.BAD_REQUEST, UNKNOWN_FRAME if isinstance(frame, dict) else BAD_JSON)
 
@@ -170,6 +173,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             )
         except Refused as refused:
             await self.send_refusal(refused, approval_id=approval_id)
+
+    async def handle_set_model(self, frame: dict[str, Any]) -> None:
+        """Choose the model of the next answers; every tab hears the choice (`model` frames), only this
+        tab what went wrong."""
+        try:
+            self.conversation = await actions.choose_model(conversation=self.conversation, model=frame.get("model"))
+        except Refused as refused:
+            await self.send_refusal(refused)
 
     async def approval_decided(self, message: dict[str, Any]) -> None:
         """An approval was decided (maybe on another process): wake its run if it waits here."""
@@ -230,6 +241,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 await self.close(code=protocol.CLOSE_LOGGED_OUT)
                 return
 
+    async def budget_changed(self, message: dict[str, Any]) -> None:
+        """One of the user's answers ended (`live.budget_changed_notify`): what is left of their budget."""
+        await self.send_frame({"type": protocol.SERVER_BUDGET, "low": message.get("low")})
+
     async def sessions_changed(self, message: dict[str, Any]) -> None:
         """Some of the user's sessions ended (`live.sessions_changed_notify`): check this one now."""
         if not await self.session_is_current():
@@ -269,6 +284,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def conversation_titled(self, message: dict[str, Any]) -> None:
         """The conversation has a new title (renamed in another tab or client, or named by the model)."""
         await self.send_frame(protocol.title_frame(message["title"]))
+
+    async def conversation_model_changed(self, message: dict[str, Any]) -> None:
+        """The owner chose another model (in any tab or client): remember it, and show it."""
+        self.conversation.model = message["model"]
+        await self.send_frame(protocol.model_frame(message["model"]))
 
     async def feedback_changed(self, message: dict[str, Any]) -> None:
         """The owner rated an answer in another tab or client."""

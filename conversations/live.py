@@ -10,11 +10,14 @@ the same state in its next snapshot or page load, so a failed send is logged, ne
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from conversations import protocol
+from conversations.budgets import budget_status
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +31,11 @@ async def branch_changed_notify(conversation_id: int) -> None:
 async def title_changed_notify(conversation_id: int, title: str) -> None:
     """The conversation has a new title (renamed anywhere, or named by the model)."""
     await _tell(conversation_id, protocol.conversation_titled_message(title), "its new title")
+
+
+async def model_changed_notify(conversation_id: int, model: str) -> None:
+    """The owner chose another model for the conversation (in a tab or over the API)."""
+    await _tell(conversation_id, protocol.conversation_model_changed_message(model), "its new model")
 
 
 async def feedback_changed_notify(
@@ -65,6 +73,23 @@ async def sessions_changed_notify(user_id: int) -> None:
         await get_channel_layer().group_send(user_group_name(user_id), {"type": SESSIONS_CHANGED})
     except Exception:
         logger.exception("telling user %s's sockets that sessions ended failed", user_id)
+
+
+BUDGET_CHANGED = "budget.changed"
+"""To a user's group: an answer of theirs ended; each socket tells its tab what is left of the budget."""
+
+
+async def budget_changed_notify(user_id: int) -> None:
+    """One of the user's answers ended: when a budget limits them, every tab of theirs hears how much is
+    left (`budget` frame), so the page shows it once under a fifth. Nothing is sent without a limit."""
+    try:
+        status = await database_sync_to_async(budget_status)(user_id=user_id, now=datetime.now(UTC))
+        if status["day"]["limit"] is None and status["month"]["limit"] is None:
+            return
+        message = {"type": BUDGET_CHANGED, "low": status["low"]}
+        await get_channel_layer().group_send(user_group_name(user_id), message)
+    except Exception:
+        logger.exception("telling user %s's tabs what is left of their budget failed", user_id)
 
 
 async def _tell(conversation_id: int, message: dict[str, Any], what: str) -> None:

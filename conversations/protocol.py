@@ -18,6 +18,7 @@ CLIENT_APPROVAL = "approval"
 CLIENT_REGENERATE = "regenerate"
 CLIENT_EDIT = "edit"
 CLIENT_BRANCH = "branch"
+CLIENT_SET_MODEL = "set_model"
 CLIENT_FRAME_TYPES = (
     CLIENT_SEND,
     CLIENT_STOP,
@@ -26,6 +27,7 @@ CLIENT_FRAME_TYPES = (
     CLIENT_REGENERATE,
     CLIENT_EDIT,
     CLIENT_BRANCH,
+    CLIENT_SET_MODEL,
 )
 
 # Frames the server sends that are not run events.
@@ -33,7 +35,11 @@ SERVER_SNAPSHOT = "snapshot"
 SERVER_ERROR = "error"
 SERVER_TITLE = "title"
 SERVER_FEEDBACK = "feedback"
-SERVER_FRAME_TYPES = (SERVER_SNAPSHOT, SERVER_ERROR, SERVER_TITLE, SERVER_FEEDBACK)
+SERVER_MODEL = "model"
+SERVER_BUDGET = "budget"
+"""`{"type": "budget", "low": {"period", "remaining", "limit"} | null}`: after one of the user's answers
+ends, when a token budget limits them; `low` is set under a fifth of a limit left (conversations/budgets.py)."""
+SERVER_FRAME_TYPES = (SERVER_SNAPSHOT, SERVER_ERROR, SERVER_TITLE, SERVER_FEEDBACK, SERVER_MODEL, SERVER_BUDGET)
 
 # Codes of direct errors: sent to one socket (or answered by the API), never part of a run.
 BAD_REQUEST = "bad_request"
@@ -43,7 +49,24 @@ RATE_LIMITED = "rate_limited"
 ASSISTANT_UNAVAILABLE = "assistant_unavailable"
 ALREADY_DECIDED = "already_decided"
 RESTARTING = "restarting"
-DIRECT_ERROR_CODES = (BAD_REQUEST, TOO_LONG, BUSY, RATE_LIMITED, ASSISTANT_UNAVAILABLE, ALREADY_DECIDED, RESTARTING)
+QUOTA_EXCEEDED = "quota_exceeded"
+"""Over the token budget (conversations/budgets.py); with `retry_after`: when it renews, or when the
+answers being written end."""
+MODEL_UNAVAILABLE = "model_unavailable"
+"""A `set_model` (or the API's `model`) naming a model the conversation's assistant does not offer: a
+direct error (no `run_id`, no `seq`). The run error of the same code (`agent_runtime.events`, inside a
+run, with `seq`) is the model service unreachable; the frames' shapes tell them apart."""
+DIRECT_ERROR_CODES = (
+    BAD_REQUEST,
+    TOO_LONG,
+    BUSY,
+    RATE_LIMITED,
+    ASSISTANT_UNAVAILABLE,
+    ALREADY_DECIDED,
+    RESTARTING,
+    QUOTA_EXCEEDED,
+    MODEL_UNAVAILABLE,
+)
 
 # WebSocket close codes.
 CLOSE_LOGGED_OUT = 4401
@@ -79,6 +102,9 @@ send each tab a new snapshot."""
 GROUP_CONVERSATION_TITLED = "conversation.titled"
 """`{"type": "conversation.titled", "title": ...}`: the conversation has a new title (renamed, or named by
 the model): send each tab a `title` frame."""
+GROUP_MODEL_CHANGED = "conversation.model_changed"
+"""`{"type": "conversation.model_changed", "model": ...}`: the owner chose another model (the one that
+answers now, a name of the assistant's `models`): send each tab a `model` frame."""
 GROUP_FEEDBACK_CHANGED = "feedback.changed"
 """`{"type": "feedback.changed", "message_id", "run_id", "feedback"}`: the owner rated an answer: send each
 tab a `feedback` frame."""
@@ -127,6 +153,16 @@ def title_frame(title: str) -> dict[str, Any]:
     return {"type": SERVER_TITLE, "title": title}
 
 
+def conversation_model_changed_message(model: str) -> dict[str, Any]:
+    """The group message telling the tabs of the conversation's newly chosen model."""
+    return {"type": GROUP_MODEL_CHANGED, "model": model}
+
+
+def model_frame(model: str) -> dict[str, Any]:
+    """The model that answers the conversation's next question, for a tab."""
+    return {"type": SERVER_MODEL, "model": model}
+
+
 def feedback_changed_message(*, message_id: int, run_id: str, feedback: dict[str, Any] | None) -> dict[str, Any]:
     """The group message carrying an answer's new feedback (`{rating, comment, updated}`)."""
     return {"type": GROUP_FEEDBACK_CHANGED, "message_id": message_id, "run_id": run_id, "feedback": feedback}
@@ -143,9 +179,15 @@ def conversation_deleted_message() -> dict[str, Any]:
     return {"type": GROUP_CONVERSATION_DELETED}
 
 
-def snapshot_frame(*, messages: list[dict[str, Any]], active_run: dict[str, Any] | None) -> dict[str, Any]:
-    """The stored messages and the events so far of the run streaming now."""
-    return {"type": SERVER_SNAPSHOT, "messages": messages, "active_run": active_run}
+def snapshot_frame(
+    *, messages: list[dict[str, Any]], active_run: dict[str, Any] | None, model: str | None = None
+) -> dict[str, Any]:
+    """The stored messages, the events so far of the run streaming now, and the model that answers the
+    next question (`model`, omitted when the conversation's assistant is gone)."""
+    frame = {"type": SERVER_SNAPSHOT, "messages": messages, "active_run": active_run}
+    if model is not None:
+        frame["model"] = model
+    return frame
 
 
 def error_frame(

@@ -36,9 +36,9 @@ from agent_runtime.executor import AgentRun
 from agent_runtime.history import HistoryTurn
 from agent_runtime.llm import ModelConfig, build_chat_model
 from agent_runtime.tool_threads import ToolThreads
-from conversations import protocol, telemetry, titles
+from conversations import live, protocol, telemetry, titles
 from conversations.approvals import RunApprovals
-from conversations.assistants import assistant_model_config
+from conversations.assistants import assistant_get, conversation_model, conversation_model_config
 from conversations.event_log import get_event_log
 from conversations.models import Conversation, Message
 from conversations.process import process_state
@@ -80,6 +80,8 @@ class ActiveRun:
     """Which assistant answers (for the run's log lines and metrics)."""
     title_config: ModelConfig | None = None
     """The model that names the conversation once this answer (to its first question) completes."""
+    owner_id: int | None = None
+    """Whose budget the run spends: their tabs hear how much is left once it ends."""
     stopped: bool = False
     """Someone stopped it: it ends `cancelled`."""
     interrupted: bool = False
@@ -126,7 +128,10 @@ async def conversation_snapshot(conversation: Conversation) -> dict[str, Any]:
             if not logged or logged[0]["type"] != events.RUN_STARTED:
                 resumed = await database_sync_to_async(run_events_resumed)(answer=last, logged=logged)
                 active_run = {"run_id": last.run_id, "events": resumed, "head_lost": True}
-    return protocol.snapshot_frame(messages=[message_payload(m) for m in messages], active_run=active_run)
+    assistant = assistant_get(conversation.assistant_id)
+    model = conversation_model(conversation, assistant) if assistant is not None else None
+    payloads = [message_payload(m) for m in messages]
+    return protocol.snapshot_frame(messages=payloads, active_run=active_run, model=model)
 
 
 def after_last_gap(logged: list[Event]) -> list[Event]:
@@ -165,7 +170,7 @@ async def run_start(
     else:
         owner = await database_sync_to_async(lambda: conversation.owner)()
     helper = assistant(user=owner, conversation_id=conversation.pk, run_sync=sync_tool_runner)
-    model_config = assistant_model_config(assistant)
+    model_config = conversation_model_config(conversation, assistant)  # as `sending._turn` read it
     run_id = turn.assistant_message.run_id
     agent_run = AgentRun(
         llm=build_chat_model(model_config),
@@ -195,6 +200,7 @@ async def run_start(
         loop=asyncio.get_running_loop(),
         assistant_key=assistant.id,
         title_config=_title_config(conversation, user_message, model_config),
+        owner_id=owner.pk,
     )
     process_state().runs[conversation.pk] = active
     telemetry.run_started(
@@ -279,6 +285,7 @@ async def relay_run_events(active: ActiveRun) -> None:
     """Log and send each event of the run; store the answer before `final` and `done` go out."""
     helpers = [asyncio.create_task(_beat(active), name=f"heartbeat-{active.run_id}")]
     held: Event | None = None
+    ended = False
     loop = asyncio.get_running_loop()
     try:
         async for event in active.agent_run:
@@ -299,6 +306,7 @@ async def relay_run_events(active: ActiveRun) -> None:
                 )
                 for ending in endings:
                     await publish_event(active.conversation_id, active.run_id, ending)
+                ended = bool(endings)
                 if active.title_config is not None and endings and endings[-1].get("status") == "completed":
                     titles.title_from_model_start(
                         conversation_id=active.conversation_id,
@@ -329,6 +337,8 @@ async def relay_run_events(active: ActiveRun) -> None:
             await get_event_log().finish(active.run_id)
         except Exception:
             logger.exception("expiring the events of run %s failed", active.run_id)
+        if ended and active.owner_id is not None:  # once the conversation is free for the next send
+            await live.budget_changed_notify(active.owner_id)
 
 
 def relay_interval() -> float:

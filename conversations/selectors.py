@@ -30,8 +30,9 @@ from django.utils.crypto import constant_time_compare
 from agent_runtime import events
 from agent_runtime.events import Event
 from agent_runtime.history import ASSISTANT, USER, HistoryTurn
+from conversations.assistants import assistant_default_id, assistant_get
 from conversations.branches import branch_ids
-from conversations.models import Conversation, Feedback, Message
+from conversations.models import Conversation, Feedback, Message, Preferences
 
 CONCURRENT_RETRY_SECONDS = 5
 
@@ -344,3 +345,18 @@ def history_for_agent(*, conversation: Conversation, parent_id: int | None, limi
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return [HistoryTurn(role=USER if r == Message.Role.USER else ASSISTANT, content=c) for r, c in reversed(rows)]
+
+
+def preferences_for_user(*, user: AbstractBaseUser) -> Preferences | None:
+    """The user's own settings, or None until they first save them (or when nobody is signed in)."""
+    if not user.is_authenticated:
+        return None
+    return Preferences.objects.filter(user=user).first()
+
+
+def preferred_assistant_id(*, user: AbstractBaseUser) -> str:
+    """The assistant a new conversation of the user's gets unless they pick one: their default when
+    this deployment still offers it, else the deployment's first."""
+    preferences = preferences_for_user(user=user)
+    chosen = preferences.default_assistant_id if preferences is not None else ""
+    return chosen if chosen and assistant_get(chosen) is not None else assistant_default_id()

@@ -21,7 +21,8 @@ from django.conf import settings
 from agent_runtime.history import HistoryTurn
 from conversations import live, protocol, runs
 from conversations.actions import Refused, text_check
-from conversations.assistants import assistant_get, assistant_model_config
+from conversations.assistants import assistant_get, conversation_model_config_read
+from conversations.budgets import QuotaExceeded
 from conversations.models import Conversation, Message
 from conversations.process import process_state
 from conversations.selectors import answer_for_client_id, history_for_agent, question_get
@@ -92,7 +93,8 @@ async def send_message(*, conversation: Conversation, content: Any, client_id: A
     A `client_id` already stored in the conversation is a resend: nothing is stored or started.
     Raises Refused: `bad_request`, `too_long`, `assistant_unavailable` (the deployment no longer
     lists the conversation's assistant), `busy` (an answer is being written, on any process) or
-    `rate_limited` (the owner is over a limit; `retry_after` says how long to wait).
+    `rate_limited` (the owner is over a limit; `retry_after` says how long to wait) or
+    `quota_exceeded` (the owner's token budget has no room; `retry_after` says when it will).
     """
     content, client_id = send_validate(content=content, client_id=client_id)
     return await _turn(conversation, client_id, partial(turn_start, content=content))
@@ -163,7 +165,7 @@ async def _turn(
             messages_per_minute=settings.RATE_LIMIT_MESSAGES_PER_MINUTE,
             concurrent_runs=settings.RATE_LIMIT_CONCURRENT_RUNS,
         )
-        model = assistant_model_config(assistant).display_name
+        model = (await conversation_model_config_read(conversation, assistant)).display_name
         try:
             turn, history = await database_sync_to_async(_store_with_history)(
                 store,
@@ -181,6 +183,8 @@ async def _turn(
         except RateLimited as limited:
             seconds = limited.retry_after
             raise Refused(protocol.RATE_LIMITED, RATE_LIMITED.format(seconds=seconds), seconds) from None
+        except QuotaExceeded as over:
+            raise Refused(protocol.QUOTA_EXCEEDED, over.message, over.retry_after) from None
     except Refused:
         resent = await _resent(conversation, client_id)
         if resent is not None:

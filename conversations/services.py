@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from math import ceil
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models.functions import Now
+from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages.utils import count_tokens_approximately
 
 from agent_runtime.report import RunReport
 from conversations.branches import MessageTree
+from conversations.budgets import budget_check
 from conversations.models import Conversation, Feedback, Message
 from conversations.selectors import conversation_retry_after, send_state, stale_since, user_retry_after
 
@@ -85,17 +90,23 @@ class StartedTurn:
 
 
 def conversation_create(
-    *, owner: AbstractBaseUser, assistant_id: str | None = None, title: str = "", per_hour: int | None = None
+    *,
+    owner: AbstractBaseUser,
+    assistant_id: str | None = None,
+    title: str = "",
+    per_hour: int | None = None,
+    model: str = "",
 ) -> Conversation:
     """Create an empty conversation for `owner` answered by `assistant_id` (default: the first of
-    `AGENT_ASSISTANTS`); RateLimited when `per_hour` were created in the last hour."""
+    `AGENT_ASSISTANTS`) with `model` (blank: the assistant's default; whether the assistant offers it
+    is the caller's to check); RateLimited when `per_hour` were created in the last hour."""
     with transaction.atomic():
         if per_hour is not None:
             _lock_user(owner.pk)
             retry_after = conversation_retry_after(user_id=owner.pk, per_hour=per_hour, now=datetime.now(UTC))
             if retry_after is not None:
                 raise RateLimited(retry_after)
-        conversation = Conversation(owner=owner, title=title[:TITLE_MAX_LENGTH])
+        conversation = Conversation(owner=owner, title=title[:TITLE_MAX_LENGTH], model=model)
         if assistant_id is not None:
             conversation.assistant_id = assistant_id
         conversation.save()
@@ -116,6 +127,14 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
     conversation.title = title
     conversation.title_set_by_user = True
     conversation.save(update_fields=["title", "title_set_by_user", "updated"])
+    return conversation
+
+
+def conversation_model_set(*, conversation: Conversation, model: str) -> Conversation:
+    """Store the model the owner chose (one the assistant offers: the caller checked); the next run
+    answers with it, an answer being written goes on with its own."""
+    conversation.model = model
+    conversation.save(update_fields=["model"])  # not `updated`: the sidebar's order is the talk's
     return conversation
 
 
@@ -277,7 +296,8 @@ def _answer_create(
 
 
 def _limits_checked_leaf(conversation: Conversation, limits: SendLimits | None, now: datetime) -> int | None:
-    """In a run start's transaction: hold the owner's lock and check `limits` (RateLimited); the
+    """In a run start's transaction: hold the owner's lock and check `limits` (RateLimited) and the
+    owner's token budget (budgets.QuotaExceeded); the
     conversation's leaf as it is now (tabs and processes move it). The leaf and the counts are one
     query (`selectors.send_state`)."""
     if limits is not None:
@@ -294,6 +314,7 @@ def _limits_checked_leaf(conversation: Conversation, limits: SendLimits | None, 
         )
         if retry_after is not None:
             raise RateLimited(retry_after)
+        budget_check(user_id=conversation.owner_id, now=now)
     return state.leaf_id
 
 
@@ -324,7 +345,7 @@ def run_finish(*, message_id: int, report: RunReport, worker: str) -> bool:
             status=report.status,
             content=report.content,
             tool_steps=[step.as_dict() for step in report.tool_steps],
-            usage=dict(report.usage),
+            usage=report.usage_stored(),
             error=report.error_message or "",
             finished=datetime.fromtimestamp(report.finished or report.started, UTC),
             first_token_ms=_ms_between(report.started, report.first_output),
@@ -382,10 +403,23 @@ def run_interrupt(*, message_id: int, stale_seconds: float, content: str | None,
         changes["content"] = content
     if tool_steps is not None:
         changes["tool_steps"] = tool_steps
+    changes["usage"] = _usage_estimate(message_id, content, tool_steps)
     updated = Message.objects.filter(
         pk=message_id, status=Message.Status.GENERATING, heartbeat__lt=stale_since(stale_seconds)
     ).update(**changes)
     return bool(updated)
+
+
+def _usage_estimate(message_id: int, content: str | None, tool_steps: list | None) -> dict[str, int | bool]:
+    """What a run whose process died spent, estimated (the model's report died with it): its question
+    in, its answer and tool calls so far out, about four characters a token. Marked as an estimate."""
+    answer = Message.objects.filter(pk=message_id).values("content", "tool_steps", "parent__content").first() or {}
+    question = HumanMessage(answer.get("parent__content") or "")
+    said = AIMessage(content if content is not None else answer.get("content") or "")
+    steps = tool_steps if tool_steps is not None else answer.get("tool_steps") or []
+    sent = count_tokens_approximately([question])
+    received = count_tokens_approximately([said]) + (ceil(len(json.dumps(steps, default=str)) / 4) if steps else 0)
+    return {"input_tokens": sent, "output_tokens": received, "total_tokens": sent + received, "estimated": True}
 
 
 def title_shorten(text: str) -> str:

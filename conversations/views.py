@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib import messages
@@ -14,17 +16,19 @@ from django.views.decorators.http import require_POST
 from conversations import actions
 from conversations.actions import Refused
 from conversations.assistants import (
-    assistant_default_id,
     assistant_get,
-    assistant_model_config,
+    assistant_models,
     assistant_payload,
     assistant_registry,
+    conversation_model_config,
 )
+from conversations.budgets import budget_status
 from conversations.models import Conversation
 from conversations.selectors import (
     conversation_empty_for_user,
     conversation_get_for_user,
     conversation_list_for_page,
+    preferred_assistant_id,
 )
 
 CONVERSATION_DELETED = "Conversation deleted."
@@ -38,7 +42,9 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
 
     A search past the bounds gets the page with what to do instead of results (400)."""
     query = request.GET.get("q", "").strip()
-    context = {"assistants": _assistant_choices(), "query": query}
+    # `current`: the assistant picker starts on the user's default assistant (their settings).
+    current = {"id": preferred_assistant_id(user=request.user)}
+    context = {"assistants": _assistant_choices(), "query": query, "current": current}
     try:
         context["conversations"] = conversation_list_for_page(user=request.user, query=query)
     except Refused as refused:
@@ -53,7 +59,7 @@ def conversation_new(request: HttpRequest) -> HttpResponse:
     """Open the user's empty conversation with the chosen assistant, or start one: a click on
     "New chat" never leaves another empty conversation behind."""
     chosen = request.POST.get("assistant", "")
-    assistant_id = chosen if assistant_get(chosen) is not None else assistant_default_id()
+    assistant_id = chosen if assistant_get(chosen) is not None else preferred_assistant_id(user=request.user)
     empty = conversation_empty_for_user(user=request.user, assistant_id=assistant_id)
     if empty is not None:
         return redirect("conversation_detail", conversation_id=empty.pk)
@@ -70,13 +76,14 @@ def conversation_detail(request: HttpRequest, conversation_id: int) -> HttpRespo
     """The chat page; its messages and live stream come over the WebSocket."""
     conversation = _own_conversation_or_404(request, conversation_id)
     assistant = assistant_get(conversation.assistant_id)
-    model = assistant_model_config(assistant) if assistant is not None else settings.AGENT_MODEL
+    model = conversation_model_config(conversation, assistant) if assistant is not None else settings.AGENT_MODEL
     chat_config = {
         "conversationId": conversation.pk,
         "wsPath": f"/ws/conversations/{conversation.pk}/",
         "modelName": model.display_name,
         "offline": model.uses_offline_model,
         "maxLength": settings.MESSAGE_MAX_LENGTH,
+        "budgetLow": budget_status(user_id=request.user.pk, now=datetime.now(UTC))["low"],
     }
     context = {
         "conversation": conversation,
@@ -84,6 +91,8 @@ def conversation_detail(request: HttpRequest, conversation_id: int) -> HttpRespo
         "assistant": assistant,
         "assistants": _assistant_choices(),
         "model_name": model.display_name,
+        "model_chosen": model.model,  # the header's select (shown when the assistant offers several)
+        "models": assistant_models(assistant) if assistant is not None else [],
         "uses_offline_model": model.uses_offline_model,
         "chat_config": chat_config,
     }

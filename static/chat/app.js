@@ -13,6 +13,8 @@ import { codePointLength } from "./helpers.js";
 import { waitsForApproval } from "./approvals.js";
 import { ChatView, noticeElement } from "./view.js";
 import { Connection, socketUrl } from "./connection.js";
+import { ModelChoice } from "./model_choice.js";
+import { showBudget } from "./budget.js";
 import { initSidebar } from "./sidebar.js";
 
 const STICK_TO_BOTTOM_PX = 96;
@@ -44,6 +46,7 @@ export class ChatApp {
       statusLabel: $("[data-connection-label]"),
       banner: $("[data-reconnect-banner]"),
       notices: $("[data-notices]"),
+      budget: $("[data-budget-notice]"),
       counter: $("[data-char-counter]"),
       title: $("[data-chat-title]"),
       jump: $("[data-jump-latest]"),
@@ -71,8 +74,11 @@ export class ChatApp {
           this.doc.dispatchEvent(new CustomEvent("chat:title", { detail: { title } })); // sidebar.js shows it
         },
         onForbidden: (text, link) => this._onForbidden(text, link),
+        onModel: (model) => this.modelChoice.show(model),
+        onBudget: (low) => showBudget(this.dom.budget, low),
       },
     });
+    this.modelChoice = new ModelChoice($("[data-model-select]"), (frame) => this.conn.synced && this.conn.send(frame));
     this.stopRequested = false;
     this.renderQueued = false;
     this.stick = true;
@@ -81,6 +87,7 @@ export class ChatApp {
   start() {
     this._bindComposer();
     this._bindScroll();
+    showBudget(this.dom.budget, this.config.budgetLow);
     for (const button of this.doc.querySelectorAll("[data-example-prompt]")) {
       button.addEventListener("click", () => {
         this.submit(button.dataset.examplePrompt || button.textContent);
@@ -110,6 +117,7 @@ export class ChatApp {
       !refusedDecision &&
       code !== DIRECT_ERROR.ALREADY_DECIDED &&
       (SEND_REJECTION_CODES.includes(code) || typeof frame.client_id === "string");
+    if (code === DIRECT_ERROR.MODEL_UNAVAILABLE) this.modelChoice.refused();
     const entry = rejects ? this.model.rejectSend(frame) : null;
     if (entry) this._restoreDraft(entry.content);
     this._showNotice(String(frame.message || "The server refused that request."), { code });

@@ -229,6 +229,10 @@ export class Connection {
       this.hooks.onDirectError(frame);
     } else if (frame.type === SERVER_FRAME.TITLE && typeof frame.title === "string" && this.hooks.onTitle) {
       this.hooks.onTitle(frame.title);
+    } else if (frame.type === SERVER_FRAME.MODEL && typeof frame.model === "string" && this.hooks.onModel) {
+      this.hooks.onModel(frame.model);
+    } else if (frame.type === SERVER_FRAME.BUDGET && this.hooks.onBudget) {
+      this.hooks.onBudget(frame.low);
     } else if (frame.type === SERVER_FRAME.FEEDBACK && this.model.applyFeedback(frame)) {
       this.hooks.onChange();
     }
@@ -238,6 +242,7 @@ export class Connection {
     clearTimeout(this.syncTimer);
     const first = !this.everSynced;
     this.model.applySnapshot(frame);
+    if (typeof frame.model === "string" && this.hooks.onModel) this.hooks.onModel(frame.model);
     this.synced = true;
     this.everSynced = true;
     this.restarting = false;

@@ -7,7 +7,7 @@
 // compares its declarations with the server's.
 //
 // Server -> browser frames:
-//   * {"type": "snapshot", "messages": [...], "active_run": null | {"run_id", "events": [...], "head_lost"?}}
+//   * {"type": "snapshot", "messages": [...], "active_run": null | {"run_id", "events": [...], "head_lost"?}, "model"?}
 //   * run events: {"type", "run_id", "seq", ...}; seq is 1, 2, 3, ... per run, no gaps.
 //   * direct errors to one socket (no run_id / seq): {"type": "error", "code", "message"}
 // Browser -> server frames: send / stop / sync / approval (see the builders below).
@@ -50,7 +50,15 @@ export const EVENT_FIELDS = Object.freeze({
 });
 
 // Server -> browser frames that are not run events (conversations/protocol.py: SERVER_*).
-export const SERVER_FRAME = Object.freeze({ SNAPSHOT: "snapshot", ERROR: "error", TITLE: "title", FEEDBACK: "feedback" });
+// MODEL: {"type": "model", "model": ...}: the model of the conversation's next answers (chosen in any tab).
+export const SERVER_FRAME = Object.freeze({
+  SNAPSHOT: "snapshot",
+  ERROR: "error",
+  TITLE: "title",
+  FEEDBACK: "feedback",
+  MODEL: "model",
+  BUDGET: "budget", // {"type": "budget", "low": {period, remaining, limit} | null}: after one of the user's answers ends
+});
 export const SNAPSHOT = SERVER_FRAME.SNAPSHOT;
 
 // agent_runtime/events.py: DONE_STATUSES.
@@ -90,6 +98,8 @@ export const DIRECT_ERROR = Object.freeze({
   ASSISTANT_UNAVAILABLE: "assistant_unavailable",
   ALREADY_DECIDED: "already_decided", // an `approval` frame came too late (decided, expired) or twice
   RESTARTING: "restarting", // this server process is draining for a restart: send again (retry_after)
+  MODEL_UNAVAILABLE: "model_unavailable", // a `set_model` naming a model the assistant does not offer
+  QUOTA_EXCEEDED: "quota_exceeded", // over the token budget: retry_after says when it renews
 });
 // Direct errors that reject the browser's last `send` (its text goes back into the composer).
 // ALREADY_DECIDED is not one: it answers an `approval` frame.
@@ -100,6 +110,7 @@ export const SEND_REJECTION_CODES = Object.freeze([
   DIRECT_ERROR.BAD_REQUEST,
   DIRECT_ERROR.ASSISTANT_UNAVAILABLE,
   DIRECT_ERROR.RESTARTING,
+  DIRECT_ERROR.QUOTA_EXCEEDED,
   "empty",
 ]);
 
@@ -127,6 +138,7 @@ export const CLIENT = Object.freeze({
   REGENERATE: "regenerate",
   EDIT: "edit",
   BRANCH: "branch",
+  SET_MODEL: "set_model",
 });
 
 // The `decision` of an `approval` frame: the person's choice (the server answers with
@@ -164,6 +176,12 @@ export function editFrame(messageId, content, clientId) {
 export function branchFrame(messageId) {
   if (!Number.isInteger(messageId)) throw new TypeError("branchFrame: messageId must be an integer");
   return { type: CLIENT.BRANCH, message_id: messageId };
+}
+
+/** Answer the conversation's next questions with `model` (one of its assistant's models), in every tab. */
+export function setModelFrame(model) {
+  if (typeof model !== "string" || model === "") throw new TypeError("setModelFrame: model must be a non-empty string");
+  return { type: CLIENT.SET_MODEL, model };
 }
 
 // crypto.randomUUID() exists only in secure contexts (https, localhost);

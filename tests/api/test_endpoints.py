@@ -26,7 +26,7 @@ async def test_creating_a_conversation_answers_201_with_its_id_title_and_creatio
 
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "title", "assistant", "created"}
+    assert set(body) == {"id", "title", "assistant", "model", "created"}
     assert body["assistant"] == "arithmetic"
     created = await database_sync_to_async(Conversation.objects.get)(pk=body["id"])
     assert (created.owner_id, body["title"]) == (alice.pk, "")
@@ -157,6 +157,7 @@ async def test_the_openapi_description_is_served_at_api_schema_with_the_event_st
     paths = schema["paths"]
     assert set(paths) == {
         "/api/approvals/{approval_id}",
+        "/api/me",
         "/api/assistants",
         "/api/conversations/",
         "/api/conversations/{conversation_id}",

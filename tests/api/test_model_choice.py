@@ -1,5 +1,5 @@
 """The API's side of the model choice: POST and PATCH carry `model`, a model not offered is 400
-`model_not_offered` (nothing changes), conversations show their model and assistants their models."""
+`model_unavailable` (nothing changes), conversations show their model and assistants their models."""
 
 from __future__ import annotations
 
@@ -51,13 +51,13 @@ async def test_a_conversation_is_created_with_a_chosen_model_or_the_default(api)
 
 
 @pytest.mark.parametrize("model", ["gpt-3", "", "x" * 5000, 5])
-async def test_creating_with_a_model_not_offered_is_400_and_creates_nothing(api, model):
+async def test_creating_with_a_model_unavailable_is_400_and_creates_nothing(api, model):
     response = await post_json(api, "/api/conversations/", {"assistant": "one-model", "model": model})
 
     assert response.status_code == 400
     error = response.json()["error"]
     if isinstance(model, str):
-        assert error["code"] == "model_not_offered"
+        assert error["code"] == "model_unavailable"
         assert error["message"].endswith("it offers: solo-model.") and len(error["message"]) < 300
     else:  # not a string: the body does not fit its schema
         assert error["code"] == "bad_request"
@@ -85,13 +85,13 @@ async def test_patch_renames_and_switches_at_once(api, alice):
     assert (response.json()["title"], response.json()["model"]) == ("Plans", "gpt-4o")
 
 
-async def test_patch_with_a_model_not_offered_is_400_and_changes_nothing(api, alice):
+async def test_patch_with_a_model_unavailable_is_400_and_changes_nothing(api, alice):
     conversation = await database_sync_to_async(Conversation.objects.create)(owner=alice, assistant_id="two-models")
     body = {"title": "Renamed", "model": "gpt-3"}
     response = await post_json(api, f"/api/conversations/{conversation.pk}", body, "patch")
 
     assert response.status_code == 400
-    assert response.json()["error"]["code"] == "model_not_offered"
+    assert response.json()["error"]["code"] == "model_unavailable"
     stored = await database_sync_to_async(Conversation.objects.get)(pk=conversation.pk)
     assert (stored.title, stored.model) == ("", "")
 

@@ -253,6 +253,7 @@ async def test_the_api_lists_assistants_and_creates_a_conversation_with_one(alic
         "name": "Arithmetic",
         "description": listed[0]["description"],
         "model": "offline-demo",
+        "models": ["gpt-4o-mini"],  # what a conversation may choose; the offline model answers for each
     }
     assert made.status_code == 201 and made.json()["assistant"] == "history"
     assert unknown.status_code == 400 and unknown.json()["error"]["code"] == "bad_request"

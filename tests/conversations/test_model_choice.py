@@ -147,13 +147,13 @@ async def test_a_switch_reaches_every_tab_and_the_next_run_uses_it(two_models, a
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.asyncio
 @pytest.mark.parametrize("model", ["gpt-3", "", None, 4, ["gpt-4o"], "x" * 10_000])
-async def test_a_model_not_offered_is_refused_for_that_tab_only(two_models, alice, model):
+async def test_a_model_unavailable_is_refused_for_that_tab_only(two_models, alice, model):
     conversation = await database_sync_to_async(Conversation.objects.create)(owner=alice, assistant_id="two-models")
     first, second = await two_tabs(conversation, alice)
 
     await first.send({"type": "set_model", "model": model})
     error = await first.receive()
-    assert error["type"] == "error" and error["code"] == protocol.MODEL_NOT_OFFERED
+    assert error["type"] == "error" and error["code"] == protocol.MODEL_UNAVAILABLE
     assert "offers: gpt-4o-mini, gpt-4o" in error["message"] and len(error["message"]) < 300
     assert await second.communicator.receive_nothing(timeout=0.2)
     stored = await database_sync_to_async(Conversation.objects.get)(pk=conversation.pk)
@@ -193,6 +193,6 @@ def test_ask_takes_a_model_and_refuses_one_not_offered(settings, alice):
     from django.core.management import CommandError, call_command
 
     settings.AGENT_ASSISTANTS = [TWO_MODELS]
-    with pytest.raises(CommandError, match=r"model_not_offered: .*it offers: gpt-4o-mini, gpt-4o"):
+    with pytest.raises(CommandError, match=r"model_unavailable: .*it offers: gpt-4o-mini, gpt-4o"):
         call_command("ask", "What is 1 + 1?", "--user", "alice", "--model", "gpt-3")
     assert not Message.objects.exists()

@@ -55,6 +55,6 @@ async def test_a_switch_over_the_socket_reaches_the_model_servers_request(fake: 
     assert stored == [("gpt-4o-mini",), ("gpt-4o",)]
     await tab.send({"type": "set_model", "model": "gpt-5"})
     refused = await tab.receive_until(lambda f: f.get("type") == "error")
-    assert refused[-1]["code"] == "model_not_offered"
+    assert refused[-1]["code"] == "model_unavailable"
     await tab.close()
     await other.close()

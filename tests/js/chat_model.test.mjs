@@ -293,7 +293,14 @@ test("protocol declarations are frozen; close codes", () => {
   });
   assert.deepEqual(P.FORBIDDEN_CLOSE_CODES, [4401, 4403, 4404, 1008]);
   assert.equal(P.SNAPSHOT, P.SERVER_FRAME.SNAPSHOT);
-  assert.deepEqual(P.SERVER_FRAME, { SNAPSHOT: "snapshot", ERROR: "error", TITLE: "title", FEEDBACK: "feedback" });
+  assert.deepEqual(P.SERVER_FRAME, {
+    SNAPSHOT: "snapshot",
+    ERROR: "error",
+    TITLE: "title",
+    FEEDBACK: "feedback",
+    MODEL: "model",
+    BUDGET: "budget",
+  });
 });
 
 test("dump_protocol.mjs prints the declarations as one JSON object", () => {
