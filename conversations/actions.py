@@ -31,18 +31,7 @@ RESTARTING = protocol.RESTARTING
 QUOTA_EXCEEDED = protocol.QUOTA_EXCEEDED
 MODEL_UNAVAILABLE = protocol.MODEL_UNAVAILABLE
 NOT_FOUND = "not_found"
-CODES = (
-    BAD_REQUEST,
-    NOT_FOUND,
-    TOO_LONG,
-    BUSY,
-    RATE_LIMITED,
-    ASSISTANT_UNAVAILABLE,
-    ALREADY_DECIDED,
-    RESTARTING,
-    QUOTA_EXCEEDED,
-    MODEL_UNAVAILABLE,
-)
+CODES = (*protocol.DIRECT_ERROR_CODES, NOT_FOUND)
 
 UNSTORABLE_TEXT = "The '{field}' holds {what}, which cannot be stored; remove it and send again."
 BAD_TITLE = "A new title needs a 'title' string of 1 to 200 characters once trimmed."

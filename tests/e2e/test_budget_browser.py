@@ -10,11 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, expect
 
 from tests.live_server import Deployment, Server
-from tests.support.browser import ask, new_conversation, open_tab, sign_up, wait_status
+from tests.support.browser import ask, new_conversation, open_tab, serious_violations, sign_up, wait_status
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1100, "height": 800}
@@ -45,15 +44,6 @@ def budget_server(deployment: Deployment) -> Iterator[Server]:
 def spend(deployment: Deployment, username: str, tokens: int) -> None:
     """Give the user a day budget of 1,000 tokens and `tokens` spent in another conversation."""
     deployment.manage("shell", "-c", SPEND.format(username=username, tokens=tokens))
-
-
-def serious_violations(page: Page) -> list[str]:
-    results = Axe().run(page)
-    return [
-        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def test_a_low_budget_shows_above_the_box_and_a_spent_one_refuses_the_send(

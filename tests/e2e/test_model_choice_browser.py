@@ -11,13 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, expect
 
 from tests.conversations.test_model_choice_assistants import TWO_MODELS
 from tests.fake_openai import FakeOpenAI, StreamResponse, content_chunks
 from tests.live_server import Deployment, Server
-from tests.support.browser import ask, new_conversation, open_tab, sign_up, wait_status
+from tests.support.browser import ask, new_conversation, open_tab, serious_violations, sign_up, wait_status
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1100, "height": 800}
@@ -43,15 +42,6 @@ def two_models_server(deployment: Deployment, fake_openai_server: FakeOpenAI) ->
     )
     yield server
     deployment.stop_server(server)
-
-
-def serious_violations(page: Page) -> list[str]:
-    results = Axe().run(page)
-    return [
-        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def test_the_select_switches_the_model_and_a_second_tab_shows_it(

@@ -11,11 +11,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
 from tests.live_server import PASSWORD, Server
-from tests.support.browser import WIDER_THAN_THE_SCREEN, ask, new_conversation, sign_up, wait_status
+from tests.support.browser import WIDER_THAN_THE_SCREEN, ask, new_conversation, serious_violations, sign_up, wait_status
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1100, "height": 800}
@@ -23,15 +22,6 @@ DESKTOP = {"width": 1100, "height": 800}
 SHOTS = (
     Path(__file__).resolve().parents[2] / "docs" if os.environ.get("UPDATE_SCREENSHOT") else Path(tempfile.gettempdir())
 )
-
-
-def serious_violations(page: Page) -> list[str]:
-    results = Axe().run(page)
-    return [
-        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def tab_to(page: Page, test_id: str, presses: int = 40) -> None:

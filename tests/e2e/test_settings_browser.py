@@ -11,11 +11,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
 from tests.live_server import Server
-from tests.support.browser import WIDER_THAN_THE_SCREEN, sign_up, wait_connected
+from tests.support.browser import WIDER_THAN_THE_SCREEN, serious_violations, sign_up, wait_connected
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1100, "height": 800}
@@ -25,15 +24,6 @@ SHOTS = (
 )
 BACKGROUND = {"light": "rgb(255, 255, 255)", "dark": "rgb(22, 23, 27)"}
 THEME_ORDER = ["system", "light", "dark"]
-
-
-def serious_violations(page: Page) -> list[str]:
-    results = Axe().run(page)
-    return [
-        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def tab_to(page: Page, element_id: str, presses: int = 40) -> None:

@@ -11,12 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
 from tests.live_server import Deployment, Server, free_port
 from tests.oidc_provider.running import start_provider
-from tests.support.browser import WIDER_THAN_THE_SCREEN
+from tests.support.browser import WIDER_THAN_THE_SCREEN, serious_violations
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1100, "height": 800}
@@ -47,15 +46,6 @@ def sso_server(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory)
         )
     finally:
         provider.stop()
-
-
-def serious_violations(page: Page) -> list[str]:
-    results = Axe().run(page)
-    return [
-        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def page_is_fine(page: Page) -> None:

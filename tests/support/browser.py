@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from tests.fake_openai import FakeOpenAI, StreamResponse, content_chunks, split_text
@@ -114,3 +115,13 @@ def hostile_answer_page(
     ask(page, question)
     wait_status(page, "completed")
     return page, dialogs, fetched
+
+
+def serious_violations(page: Page) -> list[str]:
+    """axe-core's serious and critical findings on the page as it is now (none is the bar)."""
+    results = Axe().run(page)
+    return [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
