@@ -268,6 +268,22 @@ async def conversations_rename(request: HttpRequest, conversation_id: int, paylo
     return _conversation_out(conversation)
 
 
+@api.delete(
+    "/conversations/{int:conversation_id}",
+    response={204: None, (401, 403, 404): ErrorOut},
+    tags=["conversations"],
+    operation_id="deleteConversation",
+    auth=scoped(Scope.SEND),
+)
+async def conversations_delete(request: HttpRequest, conversation_id: int) -> Status:
+    """Delete the conversation with all its messages, versions, feedback and approvals, as the page's
+    Delete does: an answer being written is stopped first (on any process) and its open tabs close
+    (4404). 204 with no body; 404 for a conversation that is not yours (or gone already)."""
+    conversation = await _owned_conversation(request, conversation_id)
+    await actions.delete_conversation(conversation=conversation)
+    return Status(204, None)
+
+
 @api.get(
     "/conversations/{int:conversation_id}/export",
     response={200: None, (400, 401, 403, 404): ErrorOut},

@@ -215,3 +215,21 @@ async def test_a_bad_body_is_told_what_its_own_route_takes(api, conversation, ro
 
     assert response.status_code == 400
     assert response.json() == error("bad_request", expected)
+
+
+async def test_delete_removes_the_conversation_stopping_its_answer_and_refuses_anyone_elses(api, alice, bob, paced):
+    paced(50)
+    mine = await database_sync_to_async(Conversation.objects.create)(owner=alice)
+    bobs = await database_sync_to_async(Conversation.objects.create)(owner=bob)
+    streaming = await sse_reader(await send_message(api, mine.pk, "count to 500", client_id="d"))
+    await streaming.until(lambda e: e.event == "token")  # an answer is being written
+
+    assert (await api.delete(f"/api/conversations/{bobs.pk}")).status_code == 404
+    deleted = await api.delete(f"/api/conversations/{mine.pk}")
+
+    assert deleted.status_code == 204 and deleted.content == b""
+    await streaming.to_end()  # its stream ends
+    assert await stored(Conversation, pk=mine.pk) == []
+    assert await stored(Message, conversation_id=mine.pk) == []
+    assert await stored(Conversation, pk=bobs.pk) != []
+    assert (await api.delete(f"/api/conversations/{mine.pk}")).status_code == 404
