@@ -12,6 +12,12 @@
 // macro expansion and sizes) and the same DOMPurify step sanitises its spans, MathML and SVG. Math that
 // KaTeX cannot parse, and a `$$` block not yet closed while it streams, show as their source text.
 //
+// Blocks (issue #28): a table sits in a focusable box that scrolls sideways (app.css keeps its words
+// whole); `$$…$$` inside a line of prose is display math; GFM task items (`- [ ]`, `- [x]`) get a disabled
+// checkbox in a label with their text; an empty list item at the very end ("1.", "2024.") is text; every
+// paragraph, list item, heading, quote and table cell gets dir="auto". DOMPurify keeps the attributes this
+// adds only with exactly their values on exactly their elements (OWN_ATTRS).
+//
 // Streaming: the answer is cut into top-level blocks (helpers.js splitMarkdownBlocks); a block
 // whose source did not change keeps its DOM, so each render (at most one per animation frame,
 // app.js) re-renders only the block still being written.
@@ -82,6 +88,49 @@ md.use(tex, { delimiters: "all", render: () => "" }); // the parser only: the tw
 md.renderer.rules.math_inline = (tokens, idx) => mathHtml(tokens[idx], false, { closed: true });
 md.renderer.rules.math_block = (tokens, idx, options, env) => mathHtml(tokens[idx], true, blockSource(tokens[idx], env));
 
+// `$$…$$` inside a line of prose is display math too (the plugin only takes it at the start of a line and
+// leaves it as text elsewhere). Its closing `$$` must be on the same paragraph: while it streams, a `$$`
+// not closed yet stays text.
+md.inline.ruler.before("math_inline_dollar", "math_inline_display", (state, silent) => {
+  const start = state.pos;
+  if (state.src.charCodeAt(start) !== 0x24 || state.src.charCodeAt(start + 1) !== 0x24) return false;
+  let end = start + 2;
+  for (;;) {
+    end = state.src.indexOf("$$", end);
+    if (end === -1) return false;
+    let slashes = 0;
+    while (state.src.charCodeAt(end - 1 - slashes) === 0x5c) slashes++;
+    if (slashes % 2 === 0) break;
+    end += 1;
+  }
+  const body = state.src.slice(start + 2, end);
+  if (!body.trim()) return false;
+  if (!silent) {
+    const token = state.push("math_inline_display", "math", 0);
+    token.markup = "$$";
+    token.content = body;
+  }
+  state.pos = end + 2;
+  return true;
+});
+md.renderer.rules.math_inline_display = (tokens, idx) =>
+  mathHtml(tokens[idx], true, { closed: true }).replace(/^<div class="math-display">([\s\S]*)<\/div>\n$/, '<span class="math-display">$1</span>');
+
+// A line that starts with `$$…$$` and goes on with prose is a paragraph with display math in it, not a
+// display block that swallows the lines after it.
+const BLOCK_DOLLAR = md.block.ruler.__rules__.find((rule) => rule.name === "math_block_dollar");
+const blockDollar = BLOCK_DOLLAR.fn;
+md.block.ruler.at(
+  "math_block_dollar",
+  (state, startLine, endLine, silent) => {
+    const line = state.src.slice(state.bMarks[startLine] + state.tShift[startLine], state.eMarks[startLine]).trimEnd();
+    const close = line.startsWith("$$") ? line.indexOf("$$", 2) : -1;
+    if (close !== -1 && close + 2 < line.length) return false;
+    return blockDollar(state, startLine, endLine, silent);
+  },
+  { alt: [...BLOCK_DOLLAR.alt] },
+);
+
 /** KaTeX's HTML for one math token; its source as text when KaTeX cannot parse it or it is not closed yet. */
 function mathHtml(token, display, { closed, openAlone = false, closeAlone = false }) {
   const open = token.markup;
@@ -126,6 +175,90 @@ function blockSource(token, env) {
   return { closed, openAlone, closeAlone };
 }
 
+// ---- Blocks: scrolling tables, task lists, a bare list marker, text direction
+
+// A table scrolls sideways in its own box (a focusable region, so it scrolls by keyboard too) instead of
+// squeezing its cells until words break.
+md.renderer.rules.table_open = () => '<div class="md-table" tabindex="0" role="region" aria-label="Table">\n<table>\n';
+md.renderer.rules.table_close = () => "</table>\n</div>\n";
+
+const LONG_CELL = 40; // characters of Markdown source
+const TASK = /^\[([ xX])\](?=\s|$)\s*/;
+const DIR_AUTO = new Set(["paragraph_open", "heading_open", "blockquote_open", "list_item_open", "th_open", "td_open"]);
+
+md.core.ruler.push("agent_chat_blocks", (state) => {
+  bareMarkerAsText(state);
+  const tokens = state.tokens;
+  for (let i = 2; i < tokens.length; i++) {
+    // GFM task list: `- [ ] todo` / `- [x] done`, a disabled checkbox labelled by the item's text.
+    const inline = tokens[i];
+    if (inline.type !== "inline" || tokens[i - 1].type !== "paragraph_open" || tokens[i - 2].type !== "list_item_open") continue;
+    const first = inline.children && inline.children[0];
+    const match = first && first.type === "text" ? TASK.exec(first.content) : null;
+    if (!match) continue;
+    first.content = first.content.slice(match[0].length);
+    const open = new state.Token("task_open", "label", 1);
+    open.meta = { checked: match[1] !== " " };
+    inline.children.unshift(open);
+    inline.children.push(new state.Token("task_close", "label", -1));
+    tokens[i - 2].attrJoin("class", "task-list-item");
+    for (let j = i - 3; j >= 0; j--) {
+      if ((tokens[j].type === "bullet_list_open" || tokens[j].type === "ordered_list_open") && tokens[j].level === tokens[i - 2].level - 1) {
+        if (!(tokens[j].attrGet("class") || "").includes("contains-task-list")) tokens[j].attrJoin("class", "contains-task-list");
+        break;
+      }
+    }
+  }
+  // Right-to-left text (Arabic, Hebrew) aligns right: each block takes its direction from its own text.
+  // A table cell stays on one line (app.css) unless its text is long enough to read better wrapped.
+  tokens.forEach((token, i) => {
+    if (DIR_AUTO.has(token.type)) token.attrSet("dir", "auto");
+    if ((token.type === "td_open" || token.type === "th_open") && tokens[i + 1].content.length > LONG_CELL) {
+      token.attrJoin("class", "md-cell-long");
+    }
+  });
+});
+md.renderer.rules.task_open = (tokens, idx) =>
+  `<label class="task-list-item-label"><input class="task-list-item-checkbox" type="checkbox" disabled${tokens[idx].meta.checked ? " checked" : ""}> `;
+md.renderer.rules.task_close = () => "</label>";
+
+// An answer that is just "1." (or "2024.", or "-") is text, not an empty list marker: a list item with no
+// content at the very end of the text becomes a paragraph of its marker.
+function bareMarkerAsText(state) {
+  const tokens = state.tokens;
+  let i = tokens.length - 1;
+  while (i >= 0 && tokens[i].nesting === -1 && tokens[i].type !== "list_item_close") i--;
+  if (i < 1 || tokens[i].type !== "list_item_close" || tokens[i - 1].type !== "list_item_open") return;
+  const item = tokens[i - 1];
+  const listClose = tokens[i + 1];
+  if (!listClose || !/_list_close$/.test(listClose.type)) return;
+  if (tokens.slice(i + 2).some((t) => t.nesting !== -1)) return;
+  const ordered = listClose.type === "ordered_list_close";
+  const text = ordered ? `${item.info}${item.markup}` : item.markup;
+  const para = new state.Token("paragraph_open", "p", 1);
+  const inline = state.md.parseInline(text, state.env)[0];
+  inline.map = item.map;
+  const paraClose = new state.Token("paragraph_close", "p", -1);
+  para.level = paraClose.level = listClose.level;
+  para.block = paraClose.block = true;
+  inline.level = listClose.level + 1;
+  para.map = item.map;
+  tokens.splice(i - 1, 2); // the empty item
+  const listOpenIdx = findOpen(tokens, i - 2, listClose);
+  if (listOpenIdx !== -1 && tokens[listOpenIdx + 1] === listClose) {
+    tokens.splice(listOpenIdx, 2, para, inline, paraClose); // it was the list's only item
+  } else {
+    tokens.splice(tokens.indexOf(listClose) + 1, 0, para, inline, paraClose);
+  }
+}
+
+/** The index of the list_open token that `close` ends, searching back from `from`. */
+function findOpen(tokens, from, close) {
+  const type = close.type.replace(/_close$/, "_open");
+  for (let j = Math.min(from, tokens.length - 1); j >= 0; j--) if (tokens[j].type === type && tokens[j].level === close.level) return j;
+  return -1;
+}
+
 const ALIGN = /^text-align:\s*(left|right|center);?$/;
 // KaTeX positions its boxes with inline styles: these properties, with plain lengths, colours and keywords.
 const KATEX_STYLE_PROPS = new Set([
@@ -157,9 +290,18 @@ function sanitizer() {
     if (data.attrName === "style") {
       const value = data.attrValue.trim();
       data.keepAttr = ALIGN.test(value) || (node.closest(".katex") !== null && katexStyle(value));
+    } else if (data.attrName in OWN_ATTRS) {
+      // The attributes markdown.js itself adds, with exactly their values, on exactly their elements.
+      const [tag, value] = OWN_ATTRS[data.attrName];
+      data.keepAttr = (tag === "*" || node.tagName === tag) && (value === null || data.attrValue === value);
     }
   });
   purify.addHook("afterSanitizeAttributes", (node) => {
+    // A task list's checkbox shows a state; it is never a control.
+    if (node.tagName === "INPUT") {
+      node.setAttribute("type", "checkbox");
+      node.setAttribute("disabled", "");
+    }
     if (node.tagName === "A") {
       node.setAttribute("target", "_blank");
       node.setAttribute("rel", "noopener noreferrer");
@@ -182,13 +324,25 @@ const KATEX_ATTR = [
   "viewbox", "preserveaspectratio", "d", "x1", "x2", "y1", "y2", "stroke-width",
 ];
 
+// tag ("*": any) and value (null: any, for a boolean attribute "" is its value) of each attribute that
+// markdown.js adds: text direction, the table's scrolling region and a task list's checkbox.
+const OWN_ATTRS = {
+  dir: ["*", "auto"],
+  tabindex: ["DIV", "0"],
+  role: ["DIV", "region"],
+  "aria-label": ["DIV", "Table"],
+  type: ["INPUT", "checkbox"],
+  disabled: ["INPUT", ""],
+  checked: ["INPUT", ""],
+};
+
 const PURIFY_CONFIG = {
   ALLOWED_TAGS: [
     "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "pre", "code",
     "span", "em", "strong", "s", "del", "a", "table", "thead", "tbody", "tr", "th", "td", "sup", "sub",
-    ...KATEX_TAGS,
+    "label", "input", ...KATEX_TAGS,
   ],
-  ALLOWED_ATTR: ["href", "title", "class", "start", "style", ...KATEX_ATTR],
+  ALLOWED_ATTR: ["href", "title", "class", "start", "style", ...Object.keys(OWN_ATTRS), ...KATEX_ATTR],
   ALLOW_DATA_ATTR: false,
   ALLOWED_URI_REGEXP: /^(?:(?:https?|mailto):|[^a-z]|[a-z+.-]+(?:[^a-z+.\-:]|$))/i,
   RETURN_DOM_FRAGMENT: true,

@@ -22,7 +22,7 @@ test("inline $…$ and \\(…\\) render with KaTeX (HTML and MathML)", () => {
   assert.match(html, /<math xmlns="http:\/\/www\.w3\.org\/1998\/Math\/MathML">/);
   assert.match(html, /<span class="katex-html" aria-hidden="true">/);
   assert.doesNotMatch(html, /katex-display/);
-  assert.match(html, /^<p>Energy: <span class="katex">/);
+  assert.match(html, /^<p dir="auto">Energy: <span class="katex">/);
 });
 
 test("display $$…$$ and \\[…\\] render as display math, on one line or several", () => {
@@ -71,7 +71,7 @@ test("math still being written stays text while it streams, and is never an erro
   assert.equal(markdownHtml("$$\n\\frac{1}{2}"), '<p class="math-source">$$<br>\n\\frac{1}{2}</p>\n');
   assert.equal(markdownHtml("$$"), '<p class="math-source">$$</p>\n');
   // An open $ or \[ is plain text.
-  assert.equal(markdownHtml("so $\\frac{1}{"), "<p>so $\\frac{1}{</p>\n");
+  assert.equal(markdownHtml("so $\\frac{1}{"), '<p dir="auto">so $\\frac{1}{</p>\n');
   assert.equal(katexCount(markdownHtml("\\[\n\\frac{1}{2}")), 0);
   // Closed, it renders.
   assert.equal(katexCount(markdownHtml("$$\\frac{1}{2}$$")), 1);
