@@ -11,7 +11,7 @@ from channels.db import database_sync_to_async
 from agent_runtime.llm import ModelConfig
 from conversations import runs
 from conversations.models import Conversation
-from conversations.titles import TITLE_INSTRUCTIONS, title_clean
+from conversations.titles import TITLE_INSTRUCTIONS, title_clean, title_plain
 from tests.fake_openai import ErrorResponse, StreamResponse, content_chunks
 from tests.support.waits import eventually
 
@@ -129,6 +129,16 @@ async def test_the_offline_model_makes_no_title_request(settings, tabs, conversa
         ('"French capital."', "French capital"),
         ("Title: Trip to Rome\nMore text", "Trip to Rome"),
         ("**Bold title**", "Bold title"),
+        ("**Bold** title", "Bold title"),
+        ("Here is **bold** text", "Here is bold text"),
+        ("**Title:** Trip to Rome", "Trip to Rome"),
+        ('**"Trip to Rome"**', "Trip to Rome"),
+        ("**Paris.**", "Paris"),
+        ("# Trip to Rome", "Trip to Rome"),
+        ("[Rome](https://example.com) trip", "Rome trip"),
+        ("Using `asyncio.gather`", "Using asyncio.gather"),
+        ("C# basics", "C# basics"),
+        ("**Unclosed title", "Unclosed title"),
         ("\n\n  spaced   out  \n", "spaced out"),
         ("x" * 100, "x" * 59 + "…"),
         ("nul\x00byte", "nulbyte"),
@@ -139,3 +149,61 @@ async def test_the_offline_model_makes_no_title_request(settings, tabs, conversa
 )
 async def test_title_clean(reply, title):
     assert title_clean(reply) == title
+
+
+@pytest.mark.parametrize(
+    ("text", "plain"),
+    [
+        ("snake_case names and 2 * 3", "snake_case names and 2 * 3"),  # plain text stays as it is
+        ("What does __init__ do?", "What does __init__ do?"),  # a name, though CommonMark makes it bold
+        ("C# and F#, 100% sure?", "C# and F#, 100% sure?"),
+        ("Here is **bold** and __strong text__", "Here is bold and strong text"),  # `__word__` reads as a name
+        ("*one* _two_ ~~three~~", "one two three"),
+        ("Call `print(x)` now", "Call print(x) now"),
+        ("See [the docs](https://example.com/a_b) please", "See the docs please"),
+        ("![a *cat*](cat.png) photo", "a cat photo"),
+        ("# Heading\n## Sub", "Heading Sub"),
+        ("> quoted\n- item\n2. second", "quoted item second"),
+        ("<b>Hi</b> <i>there</i>", "Hi there"),
+        ("<div>block</div>", "block"),
+        ("```python\nprint(1)\n```", "print(1)"),
+        ("| a | b |\n|---|---|\n| 1 | 2 |", "a b 1 2"),
+        ("line\nbreak   spaced", "line break spaced"),
+        ("---", ""),
+        ("", ""),
+    ],
+)
+async def test_title_plain(text, plain):
+    assert title_plain(text) == plain
+
+
+async def test_a_model_title_in_markdown_is_stored_as_plain_text(titled, tabs, conversation):
+    tab = await tabs()
+    titled.enqueue(
+        StreamResponse(content_chunks(["Paris."])),
+        StreamResponse(content_chunks(["**French** `capital` [facts](https://example.com)"])),
+    )
+
+    await tab.ask("Capital of France?")
+    await tab.run_events_until_done()
+
+    await tab.receive_until(lambda f: f["type"] == "title" and f["title"] == "French capital facts")
+    assert await stored_title(conversation) == "French capital facts"
+
+
+async def test_a_first_question_in_markdown_titles_the_conversation_in_plain_text(settings, tabs, conversation):
+    tab = await tabs()
+    await tab.ask("Why is **snake_case** used in `my_module`?")
+    await tab.run_events_until_done()
+    await run_and_title_over(conversation)
+    assert await stored_title(conversation) == "Why is snake_case used in my_module?"
+
+
+async def test_a_name_the_owner_types_is_stored_as_typed(api, conversation):
+    renamed = await api.patch(
+        f"/api/conversations/{conversation.pk}",
+        {"title": "  **Bold** `code` # notes  "},
+        content_type="application/json",
+    )
+    assert renamed.status_code == 200
+    assert await stored_title(conversation) == "**Bold** `code` # notes"  # only trimmed
