@@ -5,7 +5,9 @@
 // conversation) gets a ChatApp: the model (model.js) fed by the socket
 // (connection.js), rendered by the view (view.js), plus the composer, the
 // notices, the connection indicator, the title, the scrolling and the
-// decisions on tool calls waiting for approval.
+// decisions on tool calls waiting for approval. When the user is signed out
+// elsewhere (close 4401) the page says so, puts unsent text back into the
+// composer (kept in sessionStorage across the new login) and stops.
 
 import { DIRECT_ERROR, SEND_REJECTION_CODES, branchFrame, editFrame, newClientId, regenerateFrame, stopFrame } from "./protocol.js";
 import { ChatModel } from "./model.js";
@@ -24,7 +26,10 @@ const CONNECTION_LABELS = {
   open: "Connected",
   reconnecting: "Reconnecting…",
   closed: "Disconnected",
+  signed_out: "Signed out",
 };
+const SIGNED_OUT_TEXT = "You were signed out — log in again to go on.";
+const DRAFT_KEY_PREFIX = "agent-chat:draft:";
 
 export class ChatApp {
   constructor(config, doc) {
@@ -74,6 +79,7 @@ export class ChatApp {
           this.doc.dispatchEvent(new CustomEvent("chat:title", { detail: { title } })); // sidebar.js shows it
         },
         onForbidden: (text, link) => this._onForbidden(text, link),
+        onSignedOut: () => this._onSignedOut(),
         onModel: (model) => this.modelChoice.show(model),
         onBudget: (low) => showBudget(this.dom.budget, low),
       },
@@ -94,8 +100,13 @@ export class ChatApp {
         this.dom.input.focus();
       });
     }
+    this._bindFocus();
+    this._restoreSavedDraft();
     this.conn.start();
     this._updateComposer();
+    // A conversation opens with the composer focused (unless the person already moved focus).
+    const focused = this.doc.activeElement;
+    if (!focused || focused === this.doc.body) this.dom.input.focus({ preventScroll: true });
   }
 
   // ---- what the socket reports
@@ -129,6 +140,67 @@ export class ChatApp {
     if (this.dom.loading) this.dom.loading.hidden = true;
     this.dom.input.placeholder = "This conversation is not available";
     this._updateComposer();
+  }
+
+  _onSignedOut() {
+    // Nothing unacknowledged may look sent: every send still in the outbox goes back into the composer.
+    const drafts = [];
+    for (const entry of [...this.model.outbox]) {
+      const back = this.model.rejectSend({ client_id: entry.clientId });
+      if (back) drafts.push(back.content);
+    }
+    for (const text of drafts.reverse()) this._restoreDraft(text);
+    this._saveDraft();
+    const next = `${window.location.pathname}${window.location.search}`;
+    const login = `${this.config.loginUrl || "/accounts/login/"}?next=${encodeURIComponent(next)}`;
+    this._clearNotices();
+    this._showNotice(SIGNED_OUT_TEXT, { code: "signed_out", sticky: true, link: { href: login, text: "Log in again" } });
+    if (this.dom.loading) this.dom.loading.hidden = true;
+    this.dom.input.placeholder = "Signed out: log in again to send";
+    this.dom.input.setAttribute("aria-describedby", "composer-signed-out");
+    const hint = this.doc.createElement("span");
+    hint.id = "composer-signed-out";
+    hint.className = "visually-hidden";
+    hint.textContent = "Signed out: your text is kept; log in again to send it.";
+    this.dom.form.append(hint);
+    this.stopRequested = false;
+    this._scheduleRender();
+  }
+
+  // ---- the draft kept across a new login (sessionStorage, per conversation)
+
+  get _draftKey() {
+    return `${DRAFT_KEY_PREFIX}${this.config.conversationId}`;
+  }
+
+  _saveDraft() {
+    const text = this.dom.input.value;
+    try {
+      if (text.trim()) window.sessionStorage.setItem(this._draftKey, text.slice(0, this.maxLength * 2));
+    } catch (_) {
+      /* storage full or blocked: the draft stays on screen only */
+    }
+  }
+
+  _forgetDraft() {
+    try {
+      window.sessionStorage.removeItem(this._draftKey);
+    } catch (_) {
+      /* blocked */
+    }
+  }
+
+  _restoreSavedDraft() {
+    let text = null;
+    try {
+      text = window.sessionStorage.getItem(this._draftKey);
+    } catch (_) {
+      return;
+    }
+    if (text && !this.dom.input.value.trim()) {
+      this.dom.input.value = text;
+      this._autosize();
+    }
   }
 
   _restoreDraft(text) {
@@ -233,6 +305,7 @@ export class ChatApp {
       }
     });
     input.addEventListener("input", () => {
+      if (!input.value.trim()) this._forgetDraft();
       this._autosize();
       this._updateComposer();
     });
@@ -276,6 +349,7 @@ export class ChatApp {
       return false;
     }
     this._clearNotices();
+    this._forgetDraft();
     this.model.queueSend(content);
     if (this.dom.input.value.trim() === content) this.dom.input.value = "";
     this._autosize();
@@ -345,6 +419,50 @@ export class ChatApp {
       counter.textContent = near ? `${length.toLocaleString("en-US")} / ${this.maxLength.toLocaleString("en-US")}` : "";
       counter.classList.toggle("is-over", length > this.maxLength);
     }
+  }
+
+  // ---- focus
+
+  _bindFocus() {
+    const doc = this.doc;
+    // The skip link leads to the conversation's composer, past the sidebar.
+    for (const skip of doc.querySelectorAll("a.skip-link")) {
+      skip.addEventListener("click", (e) => {
+        const input = this.dom.input;
+        if (input.disabled) {
+          this.dom.scroll.setAttribute("tabindex", "-1");
+          this.dom.scroll.focus();
+        } else {
+          input.focus();
+        }
+        e.preventDefault();
+      });
+    }
+    // The ⋯ menu (sidebar.js closes it on Esc or a click elsewhere): closed with Esc, or by choosing
+    // an item that keeps the page, focus goes back to its button.
+    doc.addEventListener(
+      "keydown",
+      (e) => {
+        if (e.key !== "Escape") return;
+        const menus = [...doc.querySelectorAll("details.chat-menu[open]")];
+        if (!menus.length) return;
+        setTimeout(() => {
+          for (const menu of menus) {
+            if (menu.open) continue;
+            const focused = doc.activeElement;
+            if (!focused || focused === doc.body || menu.contains(focused)) menu.querySelector("summary").focus();
+          }
+        }, 0);
+      },
+      true
+    );
+    doc.addEventListener("click", (e) => {
+      const item = e.target instanceof Element ? e.target.closest("details.chat-menu a.chat-menu__item") : null;
+      if (!item) return;
+      const menu = item.closest("details.chat-menu");
+      menu.open = false;
+      menu.querySelector("summary").focus();
+    });
   }
 
   // ---- scrolling

@@ -1,7 +1,8 @@
 // Agent Chat: the conversation's WebSocket.
 //
 // One socket at a time. It reconnects with backoff (0.5 s doubling to 10 s,
-// jittered) and gives up for good on a "forbidden" close code, when a refused
+// jittered) and gives up for good on a "forbidden" close code, on 4401 (the user was
+// signed out: logged out in another tab, password changed; the page says so at once), when a refused
 // handshake turns out to be a refused page, or when the server says, before the
 // first snapshot, that the account has too many tabs open (the person retries). A restarting
 // server (close code 1012) is reconnected to at once, silently. Frames go to the ChatModel: a
@@ -37,6 +38,8 @@ export function socketUrl(config, location = window.location) {
  * (A `feedback` frame updates the model and calls onChange.)
  *   onForbidden(text, link) the conversation cannot be opened: no more reconnects
  *                           (text and link are undefined for the default notice)
+ *   onSignedOut()           the session no longer logs the user in (close 4401, or a handshake
+ *                           refused with a redirect to the login page): no more reconnects
  */
 export class Connection {
   constructor({ url, model, doc, hooks }) {
@@ -118,6 +121,22 @@ export class Connection {
     this.hooks.onForbidden(text, link);
   }
 
+  /** The user was signed out: stop for good, state "signed_out", and tell the page. */
+  signOut() {
+    if (this.forbidden) return;
+    this.forbidden = true;
+    this.signedOut = true;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    clearTimeout(this.syncTimer);
+    if (this.ws) this.ws.close();
+    this.ws = null;
+    this.synced = false;
+    this._setState("signed_out");
+    if (this.hooks.onSignedOut) this.hooks.onSignedOut();
+    else this.hooks.onForbidden("You were signed out.");
+  }
+
   /** Waiting for a reconnect (offline, hidden tab): try now, from the first backoff step. */
   reconnectNow() {
     if (this.reconnectTimer && !this.forbidden) {
@@ -136,6 +155,11 @@ export class Connection {
     this.ws = null;
     this.synced = false;
     clearTimeout(this.syncTimer);
+    if (event.code === CLOSE.LOGGED_OUT) {
+      // Logged out in another tab, password changed, "log out other sessions": reconnecting cannot help.
+      this.signOut();
+      return;
+    }
     if (FORBIDDEN_CLOSE_CODES.includes(event.code)) {
       this.forbid();
       return;
@@ -172,7 +196,7 @@ export class Connection {
     if ([401, 403, 404].includes(response.status)) {
       this.forbid();
     } else if (response.redirected && new URL(response.url).pathname !== window.location.pathname) {
-      this.forbid("You are logged out.", { href: response.url, text: "Log in again" });
+      this.signOut(); // sent to the login page
     }
   }
 
