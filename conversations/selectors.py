@@ -13,17 +13,18 @@ from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import (
-    Count,
     DateTimeField,
     Exists,
     Expression,
     ExpressionWrapper,
+    IntegerField,
     OuterRef,
     Prefetch,
     Q,
     QuerySet,
     Subquery,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now
 from django.utils.crypto import constant_time_compare
 
@@ -48,12 +49,36 @@ def conversation_get_for_user(*, user: AbstractBaseUser, conversation_id: int) -
 
 
 def conversation_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Conversation]:
-    """The user's conversations, newest first, with message count and last status."""
+    """The user's conversations, newest first, with the count of the messages on screen (the branch
+    to the leaf: `branches.MessageTree.branch`; hidden versions are not counted) and last status."""
     last_status = Message.objects.filter(conversation=OuterRef("pk")).order_by("-created", "-id")
     return (
         Conversation.objects.filter(owner=user)
-        .annotate(message_count=Count("messages"), last_status=Subquery(last_status.values("status")[:1]))
+        .annotate(message_count=_branch_length(), last_status=Subquery(last_status.values("status")[:1]))
         .order_by("-updated", "-id")
+    )
+
+
+def _branch_length() -> RawSQL:
+    """The number of messages on the conversation's branch on screen, as `MessageTree.branch` walks it
+    (from the leaf, or the newest message when the leaf is not one of the conversation's, up its
+    parents), in the list's one query: a recursive query per row, on PostgreSQL and SQLite alike."""
+    quote = connection.ops.quote_name
+    messages, conversation = quote(Message._meta.db_table), quote(Conversation._meta.db_table)
+    this = f"{conversation}.{quote('id')}"
+    return RawSQL(
+        f"""(WITH RECURSIVE branch (id, parent_id) AS (
+            SELECT m.id, m.parent_id FROM {messages} m
+            WHERE m.conversation_id = {this} AND m.id = COALESCE(
+                (SELECT l.id FROM {messages} l WHERE l.id = {conversation}.leaf_id AND l.conversation_id = {this}),
+                (SELECT MAX(n.id) FROM {messages} n WHERE n.conversation_id = {this})
+            )
+            UNION
+            SELECT m.id, m.parent_id FROM {messages} m JOIN branch b ON m.id = b.parent_id
+            WHERE m.conversation_id = {this}
+        ) SELECT COUNT(*) FROM branch)""",
+        [],
+        output_field=IntegerField(),
     )
 
 
@@ -63,7 +88,8 @@ def conversation_list_for_page(
     """The user's conversations as the pages list them: matching `query` (see `conversation_search`),
     and without blank ones (no message, no title) other than the one open (`open_id`)."""
     conversations = conversation_search(conversations=conversation_list_for_user(user=user), query=query)
-    return conversations.filter(Q(message_count__gt=0) | ~Q(title="") | Q(pk=open_id))
+    has_messages = Exists(Message.objects.filter(conversation=OuterRef("pk")))  # not the count: no second walk
+    return conversations.filter(has_messages | ~Q(title="") | Q(pk=open_id))
 
 
 def conversation_search(*, conversations: QuerySet[Conversation], query: str) -> QuerySet[Conversation]:

@@ -423,9 +423,12 @@ def _usage_estimate(message_id: int, content: str | None, tool_steps: list | Non
 
 
 def title_shorten(text: str) -> str:
-    """Text as a conversation's title: its whitespace collapsed, at most `TITLE_LENGTH` characters
-    (an ellipsis marks the cut). The one place a title is cut to length."""
-    line = " ".join(text.split())
+    """Text as a conversation's title: plain text (its Markdown taken away: `titles.title_plain`), its
+    whitespace collapsed, at most `TITLE_LENGTH` characters (an ellipsis marks the cut). The one place
+    a title is cut to length; a name the owner types is not made here (`conversation_rename`)."""
+    from conversations.titles import title_plain  # titles writes through this module
+
+    line = title_plain(text) or " ".join(text.split())  # nothing but marks: the text as it is
     return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
 
 

@@ -37,8 +37,7 @@ PLAIN_SOURCE_LENGTH = 2000
 """How much of a text `title_plain` reads: a title is far shorter, and a question may be long."""
 
 # CommonMark with GitHub's tables and ~~strikethrough~~, HTML tags included: what a model may write.
-_MARKDOWN = MarkdownIt("commonmark", {"html": True}).enable(["strikethrough", "table"])
-_HTML_TAG = re.compile(r"<[^>]*>")
+_MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable(["strikethrough", "table"])
 _NAME = re.compile(r"\w+")
 _QUOTES = "\"'“”‘’ "
 _EDGE_MARKS = _QUOTES + "`*"
@@ -46,10 +45,11 @@ _EDGE_MARKS = _QUOTES + "`*"
 
 def title_plain(text: str) -> str:
     """Text without its Markdown, on one line: the words of emphasis, code, links and images (their
-    text), headings, quotes, list items and table cells, without their marks or HTML tags.
+    text), headings, quotes, list items and table cells, without their marks. HTML stays as typed:
+    the page shows it as text, never as markup.
 
     Plain text is left as it is (`snake_case`, `2 * 3`); only the first `PLAIN_SOURCE_LENGTH`
-    characters are read. Empty when no text is left (a rule `---`, a lone tag).
+    characters are read. Empty when no text is left (a rule `---`).
     """
     parts: list[str] = []
     for token in _MARKDOWN.parse(text[:PLAIN_SOURCE_LENGTH]):
@@ -57,8 +57,6 @@ def title_plain(text: str) -> str:
             parts.append(_inline_text(token.children or []))
         elif token.type in ("fence", "code_block"):
             parts.append(token.content)
-        elif token.type == "html_block":
-            parts.append(_HTML_TAG.sub(" ", token.content))
     return " ".join(" ".join(parts).split())
 
 
