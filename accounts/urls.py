@@ -11,7 +11,7 @@ urlpatterns = [
     path("accounts/login/", views.password_login(login_throttle(auth_views.LoginView.as_view())), name="login"),
     path("accounts/sso/start/", oidc.SsoStartView.as_view(), name="oidc_authentication_init"),
     path("accounts/sso/callback/", oidc.SsoCallbackView.as_view(), name="oidc_authentication_callback"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", views.signup, name="signup"),
     path("accounts/password_change/", views.PasswordChangeView.as_view(), name="password_change"),
     path(

@@ -143,3 +143,15 @@ def logout_other_sessions(request: HttpRequest) -> HttpResponse:
     other_sessions_end(user_id=request.user.pk, keep=request.session.session_key)
     messages.success(request, OTHER_SESSIONS_ENDED)
     return redirect("password_change")
+
+
+class LogoutView(auth_views.LogoutView):
+    """Django's logout; then the user's sockets check their sessions at once, so the tabs of the
+    session that just ended say "signed out" now rather than at their next recheck."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        user_id = request.user.pk if request.user.is_authenticated else None
+        response = super().post(request, *args, **kwargs)
+        if user_id is not None:
+            other_sockets_end(user_id)
+        return response

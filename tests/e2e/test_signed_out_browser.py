@@ -44,8 +44,9 @@ SWALLOW_SENDS = "() => { WebSocket.prototype.send = function () {}; }"
 
 @pytest.fixture(scope="module")
 def rechecking_server(deployment: Deployment) -> Iterator[Server]:
-    """A server of the shared deployment whose sockets recheck their session every second."""
-    server = deployment.start_server(SOCKET_SESSION_RECHECK_SECONDS="1")
+    """A server of the shared deployment whose sockets recheck their session only every 5 minutes:
+    a tab hears of a logout elsewhere from the logout itself, not from its recheck."""
+    server = deployment.start_server(SOCKET_SESSION_RECHECK_SECONDS="300")
     yield server
     deployment.stop_server(server)
 
