@@ -117,6 +117,9 @@ def test_export_downloads_markdown_and_json_from_the_chat_menu(context: BrowserC
     assert text.startswith("# What is 2 + 3?\n") and "## You" in text and "## Assistant" in text
     assert '"name": "add"' in text
 
+    summary = page.get_by_test_id("chat-menu").locator("summary")
+    expect(summary).to_be_focused()  # choosing closed the menu and gave its button the focus back
+    summary.click()
     with page.expect_download() as exported:
         page.get_by_test_id("export-json").click()
     assert exported.value.suggested_filename == f"conversation-{number}-what-is-2-3.json"
