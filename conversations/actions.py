@@ -9,6 +9,8 @@ with the same `Refused`.
 
 from __future__ import annotations
 
+import asyncio
+
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -31,6 +33,8 @@ RESTARTING = protocol.RESTARTING
 QUOTA_EXCEEDED = protocol.QUOTA_EXCEEDED
 MODEL_UNAVAILABLE = protocol.MODEL_UNAVAILABLE
 NOT_FOUND = "not_found"
+DELETE_WAIT_SECONDS = 5
+"""How long deleting a conversation waits for its answer, written in this process, to store its end."""
 CODES = (*protocol.DIRECT_ERROR_CODES, NOT_FOUND)
 
 UNSTORABLE_TEXT = "The '{field}' holds {what}, which cannot be stored; remove it and send again."
@@ -147,7 +151,13 @@ async def delete_conversation(*, conversation: Conversation) -> None:
     """Delete the conversation with everything of it (`deletion.conversations_delete`), stopping its
     answer if one is being written (on any process); its open tabs close (4404)."""
     conversation_id = conversation.pk  # deleting clears it
-    if not runs.run_stop_threadsafe(conversation_id):  # from a page's thread too
+    active = runs.active_run_get(conversation_id)
+    if active is not None and active.task is not None and active.loop is asyncio.get_running_loop():
+        # Written here, on this loop: let it store its end before its rows go, so the two writes
+        # never meet (SQLite would refuse one of them) and nothing of it is written after.
+        active.stop()
+        await asyncio.wait({active.task}, timeout=DELETE_WAIT_SECONDS)
+    elif not runs.run_stop_threadsafe(conversation_id):  # from a page's thread too
         await runs.run_stop(conversation)
     only = Conversation.objects.filter(pk=conversation_id)
     deleted = await database_sync_to_async(deletion.conversations_delete)(only)
