@@ -23,7 +23,7 @@ from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 
-from agent_runtime import events
+from agent_runtime import events, stages
 from agent_runtime.approvals import ApprovalGate, ApprovalOutcome, ApprovalRequest, NoApprovals
 from agent_runtime.callbacks import QueueCallbackHandler
 from agent_runtime.errors import (
@@ -97,6 +97,7 @@ class AgentRun:
         history_limit: int = DEFAULT_HISTORY_LIMIT,
         needs_approval: Callable[[str, dict[str, Any]], bool] | None = None,
         approvals: ApprovalGate | None = None,
+        first_output_wait: float = 0.0,
     ) -> None:
         self.run_id = run_id or uuid4().hex
         self.report = RunReport(run_id=self.run_id, model=model_name)
@@ -118,11 +119,25 @@ class AgentRun:
         self._deadline: asyncio.Timeout | None = None
         self._waiting = 0
         self._remaining: float | None = None
+        self._first_output_wait = first_output_wait
+        self._first_output_sent = asyncio.Event()
 
     @property
     def answer_so_far(self) -> str:
         """The answer text streamed so far."""
         return self.transcript.answer_text
+
+    def first_output_sent(self) -> None:
+        """Whoever relays the events says the run's first words (or tool call) have gone out."""
+        self._first_output_sent.set()
+
+    async def _first_output_delivery(self) -> None:
+        """With `first_output_wait`, hold the model's stream until the first words have gone out (at
+        most that long): a fast model's chunks arrive in bursts, read and parsed at once, and the
+        relay sending the first words would otherwise wait for the whole burst."""
+        if self._first_output_wait > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._first_output_sent.wait(), self._first_output_wait)
 
     def cancel(self) -> None:
         """Stop the run: the LLM call is closed and the run ends with `done` `cancelled`."""
@@ -236,9 +251,15 @@ class AgentRun:
 
     async def _stream_step(self, bound: Runnable, messages: list[BaseMessage]) -> AIMessageChunk:
         chunks: list[AIMessageChunk] = []
+        shown = self.stream.output_emitted
         try:
             async for chunk in bound.astream(messages):
+                if not chunks:
+                    stages.stamp("first_chunk")
                 chunks.append(chunk)
+                if not shown and self.stream.output_emitted:
+                    shown = True
+                    await self._first_output_delivery()
         except BaseException:  # stopped, timed out or failed mid-stream: the tokens were spent all the same
             self._add_partial_usage(messages, chunks)
             raise

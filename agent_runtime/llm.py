@@ -22,6 +22,7 @@ from langchain_core.runnables import ConfigurableField, Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
+from agent_runtime import stages
 from agent_runtime.offline_model import OFFLINE_MODEL_NAME, OfflineDemoModel
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
@@ -137,6 +138,7 @@ class PlainBodyCompletions:
 
     async def create(self, **params: Any) -> Any:
         """`chat.completions.create(**params)`, without the client's pass over the body."""
+        stages.stamp("request")
         options = {name: params.pop(name) for name in self._OPTIONS if name in params}
         extra_body = params.pop("extra_body", None) or {}
         body = {**params, **extra_body}

@@ -25,6 +25,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
+from agent_runtime import stages
 from agent_runtime.arithmetic import (
     MAX_TOKENS,
     ExpressionTooComplex,
@@ -109,6 +110,7 @@ class OfflineDemoModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
+        stages.stamp("request")
         interval = 1.0 / self.tokens_per_second if self.tokens_per_second > 0 else 0.0
         started = time.monotonic()
         for position, chunk in enumerate(_reply_chunks(messages, _tool_names(kwargs))):

@@ -14,6 +14,9 @@ from collections.abc import AsyncIterator
 from agent_runtime import events
 from agent_runtime.events import Event
 
+OUTPUT = frozenset({events.TOKEN, events.TOOL_START})
+"""The events a person sees as the answer starting: its first words, or a tool being called."""
+
 
 class EventStream:
     """One run's queue of events; the only place that numbers and merges them."""
@@ -23,9 +26,13 @@ class EventStream:
         """Raw, unnumbered events (read through `next_event`; the benchmark's lesson reference polls it)."""
         self._seq = 0
         self._held: Event | None = None
+        self.output_emitted = False
+        """Whether answer text or a tool call (`token`, `tool_start`) has been emitted yet."""
 
     def emit(self, event: Event) -> None:
         """Queue an event; its `seq` is given when it is read."""
+        if not self.output_emitted and event["type"] in OUTPUT:
+            self.output_emitted = True
         self.queue.put_nowait(event)
 
     async def next_event(self) -> Event:

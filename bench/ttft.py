@@ -22,6 +22,10 @@ conversation (its history grows to `AGENT_HISTORY_MESSAGES`). After each warm se
 clients send the product's own last request to the same server: the `openai` package (one
 `AsyncOpenAI` kept for the run, as `langchain-openai` uses it), and a bare `httpx` client. Their
 request → first chunk is the reference; the `openai` client's request → received is its own share.
+Then the *LangChain reference*: a bare `ChatOpenAI.bind_tools(...).astream(...)` with the product's
+request's model, tools and messages; the *share over LangChain* is each tab's send → first frame −
+that call → first chunk. Each warm send's stages (`SEGMENTS`) are timed from the tab's stamps, the
+product's (its `run_finished` log line's `stages_ms`) and the model server's.
 Each configuration starts the process `Plan.starts` times (one cold sample each) and pools the warm
 sends. The load average is recorded: on a shared machine it says how far to trust the run.
 
@@ -54,7 +58,22 @@ from tests.services import POSTGRES_URL, _reachable
 PRODUCT_APP = "chatsite.asgi:application"
 CONFIGS = ("sqlite_memory", "postgres_redis")
 LABELS = {"sqlite_memory": "SQLite + in-memory", "postgres_redis": "PostgreSQL + Redis"}
-SHARE_TARGET_MS = {"sqlite_memory": 3.0, "postgres_redis": 8.0}
+SHARE_TARGET_MS = {"sqlite_memory": 2.0, "postgres_redis": 5.0}
+"""The product's share over the bare LangChain call (send → first frame − `astream` → first chunk)."""
+SEGMENTS = (
+    ("socket", "sent", "received"),
+    ("checks", "received", "checked"),
+    ("store", "checked", "stored"),
+    ("run start", "stored", "started"),
+    ("to the client", "started", "request"),
+    ("request out", "request", "model_received"),
+    ("model", "model_received", "model_first_event"),
+    ("first chunk", "model_first_event", "first_chunk"),
+    ("relay", "first_chunk", "first_frame"),
+    ("to the tab", "first_frame", "tab_frame"),
+)
+"""A send's stages, each between two stamps: the tab's (`sent`, `tab_frame`), the product's
+(`agent_runtime.stages`, from its `run_finished` log line) and the model server's."""
 COLD_EXTRA_TARGET_MS = 50.0
 TABS = 2
 SEED_TURNS = 3
@@ -142,6 +161,9 @@ class Send:
     first_frames: list[float | None]
     done: bool
     requests: int = 1
+    run_id: str | None = None
+    stamps: dict[str, float] = field(default_factory=dict)
+    """The product's stage stamps (monotonic seconds), read from its log line for the run."""
 
     @property
     def failure(self) -> str | None:
@@ -164,6 +186,23 @@ class Send:
         """Per tab: first `token` frame − send."""
         return [(t - self.sent) * 1000 for t in self.first_frames if t is not None]
 
+    def segments_ms(self) -> dict[str, list[float]]:
+        """Per `SEGMENTS` name: its length (one per tab for the last), when both ends were stamped."""
+        if self.timing is None or not self.stamps:
+            return {}
+        points: dict[str, float] = {"sent": self.sent, **self.stamps, "model_received": self.timing.received}
+        if self.timing.first_event is not None:
+            points["model_first_event"] = self.timing.first_event
+        lengths: dict[str, list[float]] = {}
+        for name, start, end in SEGMENTS:
+            if end == "tab_frame":
+                ends = [t for t in self.first_frames if t is not None]
+            else:
+                ends = [points[end]] if end in points else []
+            if start in points and ends:
+                lengths[name] = [(t - points[start]) * 1000 for t in ends]
+        return lengths
+
     @property
     def model_to_frame_ms(self) -> list[float]:
         """Per tab: first `token` frame − the model server's first event."""
@@ -184,6 +223,11 @@ class Samples:
     direct_first_token: list[float] = field(default_factory=list)
     direct_share: list[float] = field(default_factory=list)
     http_first_token: list[float] = field(default_factory=list)
+    langchain_first_token: list[float] = field(default_factory=list)
+    langchain_share: list[float] = field(default_factory=list)
+    over_langchain: list[float] = field(default_factory=list)
+    """Per warm send and tab: send → first frame − the bare LangChain call → first chunk after it."""
+    segments: dict[str, list[float]] = field(default_factory=dict)
     per_start_share_p50: list[float] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)
 
@@ -205,6 +249,8 @@ class Samples:
         self.share.append(send.share_ms)
         self.first_frame.extend(send.first_frame_ms)
         self.model_to_frame.extend(send.model_to_frame_ms)
+        for name, lengths in send.segments_ms().items():
+            self.segments.setdefault(name, []).extend(lengths)
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -233,6 +279,7 @@ class Product:
             "OPENAI_BASE_URL": fake.base_url,
             "OPENAI_MAX_RETRIES": "0",
             "REDIS_CHANNEL_LAYER": "pubsub",
+            "LOG_LEVEL": "INFO",  # as deployed; the run's log line carries its stage stamps
         }
         self.deployment = BenchDeployment.create(
             database_url=POSTGRES_URL if self.redis else None,
@@ -304,13 +351,29 @@ async def product_send(tabs: list[Tab], fake: ModelServer, content: str) -> Send
             done = False
     done = done and not any(tab.closed for tab in tabs)
     timings = fake.timings[before:]
+    run_ids = {event.get("run_id") for _t, event in tabs[0].run.live.values()} - {None}
     return Send(
         sent=sent,
         timing=timings[0] if len(timings) == 1 else None,
         first_frames=[_first_token_frame(tab) for tab in tabs],
         done=done,
         requests=len(timings),
+        run_id=run_ids.pop() if len(run_ids) == 1 else None,
     )
+
+
+def stage_stamps(log: str, run_id: str | None) -> dict[str, float]:
+    """The product's stage stamps of a run (monotonic seconds), from its `run_finished` log line."""
+    if run_id is None:
+        return {}
+    for line in reversed(log.splitlines()):
+        if run_id not in line or '"stages_ms"' not in line:
+            continue
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            origin = record["stages_origin_monotonic"]
+            return {name: origin + offset / 1000 for name, offset in record["stages_ms"].items()}
+    return {}
 
 
 class Direct:
@@ -324,6 +387,35 @@ class Direct:
         self.fake = fake
         self.client = AsyncOpenAI(api_key="bench", base_url=fake.base_url, max_retries=0, timeout=RUN_TIMEOUT)
         self.http = httpx.AsyncClient(base_url=fake.base_url, timeout=RUN_TIMEOUT)
+        self.langchain: dict[str, Any] = {}  # one ChatOpenAI per model name, made once
+
+    async def ask_langchain(self, payload: dict[str, Any]) -> tuple[float, float] | None:
+        """A bare `ChatOpenAI(...).bind_tools(tools).astream(messages)` with the product's request's
+        model, tools, tool choice and messages (its history): the same figures."""
+        from langchain_openai import ChatOpenAI
+        from langchain_openai.chat_models.base import _convert_dict_to_message
+
+        model = self.langchain.get(payload["model"])
+        if model is None:
+            model = self.langchain[payload["model"]] = ChatOpenAI(
+                model=payload["model"],
+                api_key="bench",
+                base_url=self.fake.base_url,
+                max_retries=0,
+                timeout=RUN_TIMEOUT,
+                streaming=True,
+                stream_usage=True,
+                temperature=0,
+            )
+        messages = [_convert_dict_to_message(message) for message in payload["messages"]]
+        bound = model.bind_tools(payload.get("tools") or [], tool_choice=payload.get("tool_choice"))
+        before = len(self.fake.timings)
+        started = time.monotonic()
+        first = None
+        async for _chunk in bound.astream(messages):
+            if first is None:
+                first = time.monotonic()
+        return self._result(before, started, first)
 
     async def ask(self, payload: dict[str, Any]) -> tuple[float, float] | None:
         """`openai` client: (request → first chunk, request → received by the server) in ms; None if it failed."""
@@ -373,6 +465,8 @@ async def measure_start(product: Product, conversation: int, plan: Plan, direct:
             for n in range(plan.warm_per_start):
                 await asyncio.sleep(PAUSE)
                 send = await product_send(tabs, product.fake, f"Another question, number {n + 1}: what is {n} + 2?")
+                await asyncio.sleep(PAUSE)  # the run's log line is written as it ends
+                send.stamps = stage_stamps(await asyncio.to_thread(server.log), send.run_id)
                 samples.add(send, cold=False)
                 if send.share_ms is not None:
                     shares.append(send.share_ms)
@@ -386,6 +480,13 @@ async def measure_start(product: Product, conversation: int, plan: Plan, direct:
                 result = await direct.ask_http(payload)
                 if result is not None:
                     samples.http_first_token.append(result[0])
+                await asyncio.sleep(PAUSE)
+                result = await direct.ask_langchain(payload)
+                if result is not None:
+                    samples.langchain_first_token.append(result[0])
+                    samples.langchain_share.append(result[1])
+                    if send.failure is None:
+                        samples.over_langchain.extend(ms - result[0] for ms in send.first_frame_ms)
             if shares:
                 samples.per_start_share_p50.append(median(shares))
         finally:
@@ -406,6 +507,18 @@ def summarise(samples: Samples, plan: Plan) -> dict[str, Any]:
     cold_share = median(samples.cold_share) if samples.cold_share else None
     cold_frame = median(samples.cold_first_frame) if samples.cold_first_frame else None
     return {
+        "share_over_langchain_p50_ms": _ms(percentile(samples.over_langchain, 0.5)),
+        "share_over_langchain_p90_ms": _ms(percentile(samples.over_langchain, 0.9)),
+        "langchain_first_token_p50_ms": _ms(percentile(samples.langchain_first_token, 0.5)),
+        "langchain_share_p50_ms": _ms(percentile(samples.langchain_share, 0.5)),
+        "stages": {
+            name: {
+                "p50_ms": _ms(percentile(samples.segments.get(name, []), 0.5)),
+                "p95_ms": _ms(percentile(samples.segments.get(name, []), 0.95)),
+                "count": len(samples.segments.get(name, [])),
+            }
+            for name, _start, _end in SEGMENTS
+        },
         "product_share_p50_ms": _ms(share_p50),
         "product_share_p90_ms": _ms(percentile(samples.share, 0.9)),
         "send_to_first_frame_p50_ms": _ms(frame_p50),
@@ -433,6 +546,8 @@ def summarise(samples: Samples, plan: Plan) -> dict[str, Any]:
             "direct_first_token_ms": [round(v, 3) for v in samples.direct_first_token],
             "direct_share_ms": [round(v, 3) for v in samples.direct_share],
             "direct_httpx_first_token_ms": [round(v, 3) for v in samples.http_first_token],
+            "langchain_first_token_ms": [round(v, 3) for v in samples.langchain_first_token],
+            "share_over_langchain_ms": [round(v, 3) for v in samples.over_langchain],
             "per_start_share_p50_ms": [round(v, 3) for v in samples.per_start_share_p50],
         },
     }
@@ -488,10 +603,10 @@ def targets(configs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     for name in CONFIGS:
         result = configs.get(name, {})
         measured = "skipped" not in result
-        share = result.get("product_share_p50_ms")
+        share = result.get("share_over_langchain_p50_ms")
         rows.append(
             {
-                "name": f"TTFT product share p50, {LABELS[name]} (warm)",
+                "name": f"TTFT product share over LangChain p50, {LABELS[name]} (warm)",
                 "value": share,
                 "target": SHARE_TARGET_MS[name],
                 "unit": "ms",
@@ -533,6 +648,9 @@ async def ttft_scenario(quick: bool, log: Callable[[str], None]) -> dict[str, An
 def table(results: dict[str, Any]) -> str:
     """The figures as a Markdown table, then one MET / MISSED line per target."""
     columns = [
+        ("over LangChain p50", "share_over_langchain_p50_ms"),
+        ("over LangChain p90", "share_over_langchain_p90_ms"),
+        ("LangChain p50", "langchain_first_token_p50_ms"),
         ("share p50", "product_share_p50_ms"),
         ("share p90", "product_share_p90_ms"),
         ("send→frame p50", "send_to_first_frame_p50_ms"),
@@ -556,10 +674,28 @@ def table(results: dict[str, Any]) -> str:
         cells = ["-" if result.get(key) is None else f"{result[key]:.2f}" for _title, key in columns]
         lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + " |")
     lines.append("")
+    lines.append(stage_table(results))
+    lines.append("")
     for target in results["targets"]:
         verdict = {True: "MET", False: "MISSED", None: "NOT MEASURED"}[target["met"]]
         value = "-" if target["value"] is None else f"{target['value']:.2f}"
         lines.append(f"{verdict}: {target['name']}: {value} {target['unit']} (target <= {target['target']:g})")
+    return "\n".join(lines)
+
+
+def stage_table(results: dict[str, Any]) -> str:
+    """Each stage of a warm send, p50 / p95 per configuration (ms)."""
+    names = [name for name, result in results["configs"].items() if "stages" in result]
+    lines = [
+        "| stage (ms) | " + " | ".join(f"{LABELS[name]} p50 | p95" for name in names) + " |",
+        "|---" * (2 * len(names) + 1) + "|",
+    ]
+    for stage, start, end in SEGMENTS:
+        cells = []
+        for name in names:
+            figures = results["configs"][name]["stages"].get(stage, {})
+            cells += ["-" if figures.get(key) is None else f"{figures[key]:.2f}" for key in ("p50_ms", "p95_ms")]
+        lines.append(f"| {stage} ({start} → {end}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -429,9 +429,11 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": _env("LOG_LEVEL", "INFO")},
     # Probes are left out of the servers' access logs (uvicorn's, and runserver's).
-    # httpx logs each request to the model at INFO ("HTTP Request: POST ... 200"): the run's own lines say more.
+    # httpx (and httpx2, the `openai` client's) logs each request to the model at INFO ("HTTP Request:
+    # POST ... 200"), between the request and its first chunk: the run's own lines say more.
     "loggers": {
         "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
         "uvicorn.access": {"filters": ["probes"]},
         "django.channels.server": {"filters": ["probes"]},
     },

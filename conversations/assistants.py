@@ -120,21 +120,6 @@ def conversation_model_config(conversation: Conversation, assistant: type[Assist
     return _with_model(conversation_model(conversation, assistant))
 
 
-async def conversation_model_config_read(conversation: Conversation, assistant: type[Assistant]) -> ModelConfig:
-    """`conversation_model_config` with the choice as stored now: a socket holds its conversation for
-    hours, while the owner may switch the model in another tab or over the API. Updates
-    `conversation.model` in place (the run started next reads it)."""
-    from channels.db import database_sync_to_async
-
-    from conversations.models import Conversation
-
-    read = Conversation.objects.filter(pk=conversation.pk).values_list("model", flat=True).first
-    stored = await database_sync_to_async(read)()
-    if stored is not None:
-        conversation.model = stored
-    return conversation_model_config(conversation, assistant)
-
-
 def _with_model(model: str) -> ModelConfig:
     config: ModelConfig = settings.AGENT_MODEL
     return config if model == config.model else dataclasses.replace(config, model=model)

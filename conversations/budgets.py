@@ -90,6 +90,12 @@ class Period:
         }
 
 
+def deployment_budget_set() -> bool:
+    """Whether the deployment limits everyone (`QUOTA_TOKENS_PER_DAY` or `_MONTH`): without that, only
+    users with a `Budget` of their own or of a group have limits."""
+    return bool(settings.QUOTA_TOKENS_PER_DAY or settings.QUOTA_TOKENS_PER_MONTH)
+
+
 def limits_for(user_id: int) -> Limits:
     """The user's limits: their own budget's fields, else their groups' (the most generous), else the
     deployment's. One query."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import deque
 from typing import Any
 
@@ -17,6 +18,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from agent_runtime import stages
 from conversations import actions, approvals, live, protocol, runs, telemetry
 from conversations.actions import Refused
 from conversations.process import process_state
@@ -110,6 +112,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         """Validate one client frame and act on it (none on a socket refused at connect)."""
         if not getattr(self, "group", None):
             return
+        received = time.monotonic()
         try:
             frame = json.loads(text_data if text_data is not None else bytes_data or b"")
         except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to parse
@@ -120,7 +123,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.close(code=protocol.CLOSE_LOGGED_OUT)
             return
         if kind == protocol.CLIENT_SEND:
-            await self.handle_send(frame)
+            with stages.timing(received):
+                await self.handle_send(frame)
         elif kind == protocol.CLIENT_STOP:
             await actions.stop_run(conversation=self.conversation)
         elif kind == protocol.CLIENT_SYNC:
@@ -130,7 +134,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         elif kind == protocol.CLIENT_BRANCH:
             await self.handle_branch(frame)
         elif kind in (protocol.CLIENT_REGENERATE, protocol.CLIENT_EDIT):
-            await self.handle_branching(kind, frame)
+            with stages.timing(received):
+                await self.handle_branching(kind, frame)
         elif kind == protocol.CLIENT_SET_MODEL:
             if await self.spend_snapshot_budget():  # each reaches every tab: bounded like `sync`
                 await self.handle_set_model(frame)

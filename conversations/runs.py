@@ -20,7 +20,7 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 from uuid import uuid4
 
@@ -29,12 +29,13 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
 
-from agent_runtime import events
+from agent_runtime import events, stages
 from agent_runtime.assistants import Assistant
 from agent_runtime.events import Event
 from agent_runtime.executor import AgentRun
 from agent_runtime.history import HistoryTurn
 from agent_runtime.llm import ModelConfig, build_chat_model
+from agent_runtime.stream import OUTPUT
 from agent_runtime.tool_threads import ToolThreads
 from conversations import live, protocol, telemetry, titles
 from conversations.approvals import RunApprovals
@@ -59,6 +60,8 @@ logger = logging.getLogger(__name__)
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:6]}"
 PERSIST_ATTEMPTS = 3
+FIRST_OUTPUT_WAIT_SECONDS = 0.05
+"""How long a run's model stream waits, at most, for its first words to be sent (`AgentRun`)."""
 PUBLISH_RETRY_DELAYS = (0.05, 0.2, 0.5)
 """Seconds before each retry of an event's append or send that failed (a dropped connection reconnects)."""
 PUBLISH_RETRY_PAUSE_SECONDS = 5.0
@@ -88,6 +91,8 @@ class ActiveRun:
     """The process stopped it (and nobody before): it ends `interrupted`, as when a process dies."""
     lost: bool = False
     """Its message is no longer its own (a sweep took it for dead): it ends without a word or a write."""
+    stages: stages.Stages = field(default_factory=stages.Stages)
+    """When the send's steps happened, up to the first answer text sent (`agent_runtime.stages`)."""
 
     def stop(self) -> None:
         """Stop the run at someone's request: it ends `cancelled`."""
@@ -190,6 +195,7 @@ async def run_start(
         max_iterations=settings.AGENT_MAX_ITERATIONS,
         timeout=settings.AGENT_RUN_TIMEOUT,
         tool_timeout=settings.AGENT_TOOL_TIMEOUT,
+        first_output_wait=FIRST_OUTPUT_WAIT_SECONDS,
     )
     active = ActiveRun(
         conversation_id=conversation.pk,
@@ -201,6 +207,7 @@ async def run_start(
         assistant_key=assistant.id,
         title_config=_title_config(conversation, user_message, model_config),
         owner_id=owner.pk,
+        stages=stages.current() or stages.Stages(),
     )
     process_state().runs[conversation.pk] = active
     telemetry.run_started(
@@ -215,7 +222,9 @@ async def run_start(
     # carry the run's ids, and the user's.
     context = contextvars.Context()
     context.run(telemetry.log_context_set, user_id=owner.pk, conversation_id=conversation.pk, run_id=run_id)
+    context.run(stages.adopt, active.stages)  # the run's own steps stamp the same send
     active.task = asyncio.create_task(relay_run_events(active), name=f"relay-{run_id}", context=context)
+    active.stages.stamp("started")
     return active
 
 
@@ -286,6 +295,7 @@ async def relay_run_events(active: ActiveRun) -> None:
     helpers = [asyncio.create_task(_beat(active), name=f"heartbeat-{active.run_id}")]
     held: Event | None = None
     ended = False
+    first_output = True
     loop = asyncio.get_running_loop()
     try:
         async for event in active.agent_run:
@@ -302,7 +312,11 @@ async def relay_run_events(active: ActiveRun) -> None:
                 endings = [] if active.lost else await _persist(active, held, event)
                 status = endings[-1]["status"] if endings else "lost"
                 telemetry.run_ended(
-                    report=active.agent_run.report, assistant=active.assistant_key, status=status, process=WORKER_ID
+                    report=active.agent_run.report,
+                    assistant=active.assistant_key,
+                    status=status,
+                    process=WORKER_ID,
+                    stages=active.stages,
                 )
                 for ending in endings:
                     await publish_event(active.conversation_id, active.run_id, ending)
@@ -321,6 +335,10 @@ async def relay_run_events(active: ActiveRun) -> None:
             await publish_event(active.conversation_id, active.run_id, event)
             if event["type"] == events.TOKEN:
                 telemetry.TOKENS_RELAYED.inc()
+            if first_output and event["type"] in OUTPUT:
+                active.stages.stamp("first_frame")
+                active.agent_run.first_output_sent()
+                first_output = False
             if event["type"] in (events.TOKEN, events.TOOL_ARGS):
                 # Text typed while this send was in flight, or within `relay_interval()` of it, waits in
                 # the run's queue and goes out merged: sends stay bounded however fast the model is.

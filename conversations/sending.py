@@ -18,10 +18,12 @@ from uuid import uuid4
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from agent_runtime import stages
+from agent_runtime.assistants import Assistant
 from agent_runtime.history import HistoryTurn
 from conversations import live, protocol, runs
 from conversations.actions import Refused, text_check
-from conversations.assistants import assistant_get, conversation_model_config_read
+from conversations.assistants import assistant_get, conversation_model_config
 from conversations.budgets import QuotaExceeded
 from conversations.models import Conversation, Message
 from conversations.process import process_state
@@ -165,14 +167,14 @@ async def _turn(
             messages_per_minute=settings.RATE_LIMIT_MESSAGES_PER_MINUTE,
             concurrent_runs=settings.RATE_LIMIT_CONCURRENT_RUNS,
         )
-        model = (await conversation_model_config_read(conversation, assistant)).display_name
+        stages.stamp("checked")
         try:
             turn, history = await database_sync_to_async(_store_with_history)(
                 store,
                 conversation=conversation,
                 client_id=client_id,
                 run_id=uuid4().hex,
-                model=model,
+                model=partial(_model_name, assistant=assistant),
                 worker=runs.WORKER_ID,
                 limits=limits,
             )
@@ -200,6 +202,11 @@ async def _turn(
     return SendOutcome(run=run)
 
 
+def _model_name(conversation: Conversation, *, assistant: type[Assistant]) -> str:
+    """The answer's model: the conversation's choice, as the store read it under the owner's lock."""
+    return conversation_model_config(conversation, assistant).display_name
+
+
 def _store_with_history(store: Callable[..., StartedTurn], **kwargs: Any) -> tuple[StartedTurn, list[HistoryTurn]]:
     """Store the turn, then read the history its question follows, in one trip to the database thread."""
     turn = store(**kwargs)
@@ -210,6 +217,7 @@ def _store_with_history(store: Callable[..., StartedTurn], **kwargs: Any) -> tup
         parent_id=turn.user_message.parent_id,
         limit=settings.AGENT_HISTORY_MESSAGES,
     )
+    stages.stamp("stored")
     return turn, history
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from math import ceil
@@ -16,9 +17,9 @@ from langchain_core.messages.utils import count_tokens_approximately
 
 from agent_runtime.report import RunReport
 from conversations.branches import MessageTree
-from conversations.budgets import budget_check
+from conversations.budgets import budget_check, deployment_budget_set
 from conversations.models import Conversation, Feedback, Message
-from conversations.selectors import conversation_retry_after, send_state, stale_since, user_retry_after
+from conversations.selectors import SendState, conversation_retry_after, send_state, stale_since, user_retry_after
 
 TITLE_LENGTH = 60
 TOO_MANY_CONVERSATIONS = "You started {limit} conversations in the last hour; try again in {seconds} s."
@@ -64,6 +65,10 @@ class RateLimited(Exception):
     def __init__(self, retry_after: int) -> None:
         super().__init__(retry_after)
         self.retry_after = retry_after
+
+
+ModelName = str | Callable[[Conversation], str]
+"""An answer's model name, or how to name it from the conversation (its `model` as stored now)."""
 
 
 @dataclass(frozen=True)
@@ -180,7 +185,7 @@ def turn_start(
     content: str,
     client_id: str,
     run_id: str,
-    model: str,
+    model: ModelName,
     worker: str,
     limits: SendLimits | None = None,
     edit_of: Message | None = None,
@@ -198,8 +203,8 @@ def turn_start(
     now = datetime.now(UTC)
     try:
         with transaction.atomic():
-            leaf_id = _limits_checked_leaf(conversation, limits, now)
-            parent_id = edit_of.parent_id if edit_of is not None else leaf_id
+            state = _limits_checked_state(conversation, limits, now)
+            parent_id = edit_of.parent_id if edit_of is not None else state.leaf_id
             user_message = Message.objects.create(
                 conversation=conversation,
                 parent_id=parent_id,
@@ -207,7 +212,8 @@ def turn_start(
                 content=content,
                 client_id=client_id,
             )
-            assistant_message = _answer_create(conversation, user_message, run_id, model, worker, now)
+            model_name = _model_name(conversation, model, state)
+            assistant_message = _answer_create(conversation, user_message, run_id, model_name, worker, now)
             new_title = _leaf_set(conversation, assistant_message, title=title_shorten(content))
     except IntegrityError:
         return _resent_or_busy(conversation, client_id)
@@ -219,7 +225,7 @@ def answer_regenerate(
     conversation: Conversation,
     client_id: str,
     run_id: str,
-    model: str,
+    model: ModelName,
     worker: str,
     limits: SendLimits | None = None,
 ) -> StartedTurn:
@@ -233,15 +239,16 @@ def answer_regenerate(
     now = datetime.now(UTC)
     try:
         with transaction.atomic():
-            leaf_id = _limits_checked_leaf(conversation, limits, now)
-            leaf = Message.objects.filter(pk=leaf_id).first() if leaf_id is not None else None
+            state = _limits_checked_state(conversation, limits, now)
+            leaf = Message.objects.filter(pk=state.leaf_id).first() if state.leaf_id is not None else None
             if leaf is not None and leaf.role == Message.Role.ASSISTANT:
                 if leaf.status == Message.Status.GENERATING:
                     raise RunBusy
                 leaf = Message.objects.filter(pk=leaf.parent_id).first()
             if leaf is None or leaf.role != Message.Role.USER:
                 raise NothingToRegenerate(NOTHING_TO_REGENERATE)
-            answer = _answer_create(conversation, leaf, run_id, model, worker, now, client_id=client_id)
+            model_name = _model_name(conversation, model, state)
+            answer = _answer_create(conversation, leaf, run_id, model_name, worker, now, client_id=client_id)
             _leaf_set(conversation, answer)
     except IntegrityError:
         return _resent_or_busy(conversation, client_id)
@@ -295,11 +302,11 @@ def _answer_create(
     )
 
 
-def _limits_checked_leaf(conversation: Conversation, limits: SendLimits | None, now: datetime) -> int | None:
+def _limits_checked_state(conversation: Conversation, limits: SendLimits | None, now: datetime) -> SendState:
     """In a run start's transaction: hold the owner's lock and check `limits` (RateLimited) and the
-    owner's token budget (budgets.QuotaExceeded); the
-    conversation's leaf as it is now (tabs and processes move it). The leaf and the counts are one
-    query (`selectors.send_state`)."""
+    owner's token budget (budgets.QuotaExceeded); what `selectors.send_state` reads, in one query:
+    the conversation's leaf as it is now (tabs and processes move it), its model choice, the counts.
+    The budget costs a query of its own only when the owner has one or the deployment sets one."""
     if limits is not None:
         _lock_user(conversation.owner_id)
     window_start = now - timedelta(minutes=1)
@@ -314,8 +321,19 @@ def _limits_checked_leaf(conversation: Conversation, limits: SendLimits | None, 
         )
         if retry_after is not None:
             raise RateLimited(retry_after)
-        budget_check(user_id=conversation.owner_id, now=now)
-    return state.leaf_id
+        if state.has_budget or deployment_budget_set():
+            budget_check(user_id=conversation.owner_id, now=now)
+    return state
+
+
+def _model_name(conversation: Conversation, model: ModelName, state: SendState) -> str:
+    """The answer's model: `model`, or what it makes of the conversation's choice as stored now (a
+    socket holds its conversation for hours; the owner may switch models in another tab)."""
+    if isinstance(model, str):
+        return model
+    if state.model is not None:
+        conversation.model = state.model
+    return model(conversation)
 
 
 def _leaf_set(conversation: Conversation, leaf: Message, *, title: str = "") -> str:

@@ -20,6 +20,8 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from agent_runtime.stages import Stages
+
 logger = logging.getLogger("agentchat.runs")
 
 LOG_CONTEXT: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("agentchat_log_context", default={})  # noqa: B039 - never mutated
@@ -88,6 +90,14 @@ APPROVALS_WAITING = Gauge(
     "Tool calls waiting for a person's approval in this process.",
     multiprocess_mode="livesum",
 )
+SEND_STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+SEND_STAGES = Histogram(
+    "agentchat_send_stage_seconds",
+    "From a send's frame being read to each step of its run (checked, stored, started, request, "
+    "first_chunk, first_frame): where the wait for a first word goes.",
+    ["stage"],
+    buckets=SEND_STAGE_BUCKETS,
+)
 ROUND_TRIP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 DATABASE_SECONDS = Histogram(
     "agentchat_database_seconds",
@@ -132,10 +142,10 @@ def run_started(*, assistant: str, model: str, conversation_id: int, run_id: str
     )
 
 
-def run_ended(*, report: Any, assistant: str, status: str, process: str) -> None:
-    """Count a run's end (its status as stored), with its tokens, first token and duration; one log line,
-    a WARNING when it did not complete for a reason an operator should see. (Its relay takes it off
-    `agentchat_runs_active`, whatever happens.)"""
+def run_ended(*, report: Any, assistant: str, status: str, process: str, stages: Stages | None = None) -> None:
+    """Count a run's end (its status as stored), with its tokens, first token and duration, and when the
+    steps of its send happened (`stages`); one log line, a WARNING when it did not complete for a
+    reason an operator should see. (Its relay takes it off `agentchat_runs_active`, whatever happens.)"""
     RUNS_FINISHED.labels(status).inc()
     duration = max(0.0, (report.finished or time.time()) - report.started)
     RUN_DURATION.observe(duration)
@@ -164,6 +174,13 @@ def run_ended(*, report: Any, assistant: str, status: str, process: str) -> None
         "tool_calls": len(report.tool_steps),
         "worker": process,
     }
+    if stages is not None and stages.stamps:
+        offsets = stages.offsets_ms()
+        for name, offset in offsets.items():
+            if name != "received" and "received" in offsets:
+                SEND_STAGES.labels(name).observe(offset / 1000)
+        fields["stages_ms"] = offsets
+        fields["stages_origin_monotonic"] = round(stages.origin or 0.0, 6)
     if code:
         fields["error_code"] = code
     warn = status in ("interrupted", "lost") or code in MODEL_ERROR_CODES or code == "not_stored"

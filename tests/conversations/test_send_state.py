@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.contrib.auth.models import Group
 
 from agent_runtime.history import HistoryTurn
-from conversations.models import Conversation, Message
+from conversations.models import Budget, Conversation, Message
 from conversations.selectors import SendState, history_for_agent, send_state, user_retry_after
 from tests.messages import message_append
 
@@ -37,7 +38,7 @@ def test_send_state_counts_the_owners_recent_and_streaming_answers_in_every_conv
     state = send_state(user_id=alice.pk, conversation_id=first.pk, window_start=WINDOW_START)
 
     newest = Message.objects.filter(conversation=first).order_by("-id").first()
-    assert state == SendState(leaf_id=newest.pk, recent_answers=2, streaming=1)
+    assert state == SendState(leaf_id=newest.pk, recent_answers=2, streaming=1, model="", has_budget=False)
 
 
 def test_send_state_of_a_new_conversation_has_no_leaf(alice):
@@ -45,7 +46,24 @@ def test_send_state_of_a_new_conversation_has_no_leaf(alice):
 
     state = send_state(user_id=alice.pk, conversation_id=conversation.pk, window_start=WINDOW_START)
 
-    assert state == SendState(leaf_id=None, recent_answers=0, streaming=0)
+    assert state == SendState(leaf_id=None, recent_answers=0, streaming=0, model="", has_budget=False)
+
+
+def test_send_state_reads_the_model_choice_and_whether_a_budget_of_the_owner_or_a_group_applies(alice, bob):
+    conversation = Conversation.objects.create(owner=alice, model="gpt-4o")
+    read = lambda: send_state(user_id=alice.pk, conversation_id=conversation.pk, window_start=WINDOW_START)  # noqa: E731
+    assert (read().model, read().has_budget) == ("gpt-4o", False)
+
+    team = Group.objects.create(name="team")
+    Budget.objects.create(group=team, tokens_per_day=1000)
+    assert read().has_budget is False  # not alice's group yet
+    alice.groups.add(team)
+    assert read().has_budget is True
+    alice.groups.remove(team)
+    Budget.objects.create(user=bob, tokens_per_day=1000)
+    assert read().has_budget is False  # bob's own
+    Budget.objects.create(user=alice, tokens_per_month=0)
+    assert read().has_budget is True
 
 
 def test_over_the_rate_the_wait_ends_when_the_oldest_counted_answer_leaves_the_window(alice):

@@ -66,6 +66,24 @@ async def test_a_completed_run_is_counted_and_logged_with_its_ids(tabs, conversa
 
 
 @pytest.mark.asyncio
+async def test_a_sends_steps_are_logged_and_counted_from_its_frame_to_its_first_words(tabs, caplog):
+    caplog.set_level(logging.INFO, logger="agentchat.runs")
+    steps = ("checked", "stored", "started", "request", "first_chunk", "first_frame")
+    before = {step: sample("agentchat_send_stage_seconds_count", stage=step) for step in steps}
+    tab = await tabs()
+    await tab.ask("count to 5")
+    seen = await tab.run_events_until_done()
+
+    assert seen[-1]["status"] == "completed"
+    finished = run_lines(caplog)[-1]
+    assert list(finished.stages_ms) == ["received", *steps]  # every step, in the order they happen
+    assert list(finished.stages_ms.values()) == sorted(finished.stages_ms.values())
+    assert finished.stages_ms["received"] == 0.0 and finished.stages_origin_monotonic > 0
+    for step in steps:
+        assert sample("agentchat_send_stage_seconds_count", stage=step) - before[step] == 1
+
+
+@pytest.mark.asyncio
 async def test_a_stopped_run_counts_as_cancelled_and_logs_at_info(tabs, caplog, paced):
     caplog.set_level(logging.INFO, logger="agentchat.runs")
     paced(50)
