@@ -7,6 +7,7 @@ minute; here its figures and targets are checked on made-up samples, and the war
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 
@@ -115,25 +116,62 @@ def test_summary_and_targets():
     for n in range(10):
         samples.add(send(float(n), n + 0.002 + n / 10000, n + 0.003, [n + 0.006, n + 0.007]), cold=False)
     samples.direct_first_token += [1.5, 2.5, 2.0]
+    samples.over_langchain += [1.0, 1.5, 2.5, 1.8, 1.2]
+    samples.langchain_first_token += [4.0, 5.0, 6.0]
     figures = ttft.summarise(samples, ttft.QUICK)
     assert figures["product_share_p50_ms"] == pytest.approx(2.4, abs=0.11)
     assert figures["cold_share_ms"] == pytest.approx(300)
     assert figures["cold_extra_ms"] == pytest.approx(330 - figures["send_to_first_frame_p50_ms"])
     assert figures["direct_first_token_p50_ms"] == 2.0
+    assert (figures["share_over_langchain_p50_ms"], figures["langchain_first_token_p50_ms"]) == (1.5, 5.0)
 
     results = {"configs": {"sqlite_memory": figures, "postgres_redis": {"skipped": "no PostgreSQL"}}}
     results["targets"] = ttft.targets(results["configs"])
     verdicts = {t["name"]: t["met"] for t in results["targets"]}
     assert verdicts == {
-        "TTFT product share p50, SQLite + in-memory (warm)": True,
-        "TTFT product share p50, PostgreSQL + Redis (warm)": None,
+        "TTFT product share over LangChain p50, SQLite + in-memory (warm)": True,
+        "TTFT product share over LangChain p50, PostgreSQL + Redis (warm)": None,
         "TTFT first send after start minus warm p50, SQLite + in-memory": False,
         "TTFT first send after start minus warm p50, PostgreSQL + Redis": None,
     }
     printed = ttft.table(results)
-    assert "MET: TTFT product share p50, SQLite" in printed
+    assert "MET: TTFT product share over LangChain p50, SQLite" in printed
     assert "MISSED: TTFT first send after start" in printed
     assert "skipped: no PostgreSQL" in printed
+
+
+def test_a_sends_stages_come_from_the_tab_the_product_and_the_model_server():
+    one = send(10.0, 10.010, 10.011, [10.020, 10.021])
+    log = "\n".join(
+        [
+            '{"event": "run_started", "run_id": "r1"}',
+            json.dumps(
+                {
+                    "event": "run_finished",
+                    "run_id": "r1",
+                    "stages_ms": {"received": 0.0, "checked": 0.5, "request": 2.0, "stored": 6.0, "first_frame": 15},
+                    "stages_origin_monotonic": 10.001,
+                }
+            ),
+        ]
+    )
+    one.stamps = ttft.stage_stamps(log, "r1")
+    assert ttft.stage_stamps(log, "another run") == {}
+
+    lengths = one.segments_ms()
+    assert lengths["socket"] == pytest.approx([1.0])
+    assert lengths["checks"] == pytest.approx([0.5])
+    assert lengths["request out"] == pytest.approx([7.0])  # request (10.003) → the model server (10.010)
+    assert lengths["to the tab"] == pytest.approx([4.0, 5.0])  # first frame sent (10.016) → each tab
+    assert "first chunk" not in lengths  # not stamped: not counted
+
+    samples = ttft.Samples()
+    samples.add(one, cold=False)
+    stages = ttft.summarise(samples, ttft.QUICK)["stages"]
+    assert stages["request out"] == {"p50_ms": 7.0, "p95_ms": 7.0, "count": 1}
+    assert "| socket (sent → received) | 1.00 | 1.00 |" in ttft.stage_table(
+        {"configs": {"sqlite_memory": {"stages": stages}}}
+    )
 
 
 def test_the_model_server_stamps_each_request_and_its_first_event():
