@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import json
 import logging
 import time
@@ -122,9 +121,6 @@ class AgentRun:
         self._remaining: float | None = None
         self._first_output_wait = first_output_wait
         self._first_output_sent = asyncio.Event()
-        self._iterated = False
-        self._confirmed: asyncio.Event | None = None
-        """Set by `confirm()` for a run started unconfirmed (None: it may act at once)."""
 
     @property
     def answer_so_far(self) -> str:
@@ -149,36 +145,10 @@ class AgentRun:
         if self._producer is not None and not self._producer.done():
             self._producer.cancel()
 
-    def start_unconfirmed(self, *, context: contextvars.Context | None = None) -> None:
-        """Send the model its first request now, before whoever started the run knows it may go on.
-
-        The run streams the model's first reply into its events (read later, by iterating it) but
-        acts on nothing, no tool and no answer, until `confirm()`; `abandon()` stops it instead.
-        `context` is the context its task runs in (its log ids, its send's stage stamps)."""
-        if self._producer is not None:
-            raise RuntimeError("an AgentRun is started once")
-        self._confirmed = asyncio.Event()
-        self._producer = asyncio.create_task(self._produce(), name=f"agent-run-{self.run_id}", context=context)
-
-    def confirm(self, *, approvals: ApprovalGate | None = None) -> None:
-        """A run started unconfirmed may act on what the model says (with `approvals` as its gate)."""
-        if approvals is not None:
-            self._approvals = approvals
-        if self._confirmed is not None:
-            self._confirmed.set()
-
-    async def abandon(self) -> None:
-        """Stop a run that was never iterated (started unconfirmed, then refused) and wait for its end."""
-        self.cancel()
-        if self._producer is not None:
-            await asyncio.gather(self._producer, return_exceptions=True)
-
     async def __aiter__(self) -> AsyncIterator[Event]:
-        if self._iterated:
+        if self._producer is not None:
             raise RuntimeError("an AgentRun is iterated once")
-        self._iterated = True
-        if self._producer is None:
-            self._producer = asyncio.create_task(self._produce(), name=f"agent-run-{self.run_id}")
+        self._producer = asyncio.create_task(self._produce(), name=f"agent-run-{self.run_id}")
         try:
             while True:
                 try:
@@ -255,8 +225,6 @@ class AgentRun:
                 agent_scratchpad=scratchpad,
             )
             reply = await self._stream_step(bound, messages)
-            if self._confirmed is not None:  # started ahead of its confirmation: act only once given it
-                await self._confirmed.wait()
             if await self._finish_if_answered(reply, scratchpad):
                 return
         raise _StopRun(events.ERROR_MAX_ITERATIONS, MAX_ITERATIONS_REACHED.format(n=self._max_iterations))

@@ -21,8 +21,6 @@ The steps, in order:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import contextvars
 import time
 from collections.abc import Iterator
@@ -36,30 +34,15 @@ _CURRENT: contextvars.ContextVar[Stages | None] = contextvars.ContextVar("agentc
 class Stages:
     """The stamps of one send (CLOCK_MONOTONIC seconds, by step name)."""
 
-    __slots__ = ("_waiting", "stamps")
+    __slots__ = ("stamps",)
 
     def __init__(self, **stamps: float) -> None:
         self.stamps: dict[str, float] = dict(stamps)
-        self._waiting: dict[str, asyncio.Future[None]] = {}
 
     def stamp(self, name: str) -> None:
         """Stamp `name` now, unless it was stamped before."""
         if name not in self.stamps:
             self.stamps[name] = time.monotonic()
-            if self._waiting:
-                waiter = self._waiting.pop(name, None)
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
-
-    async def reached(self, name: str, *, within: float) -> bool:
-        """Wait (at most `within` seconds) until `name` is stamped; whether it was. Only for steps
-        stamped on the event loop's thread (`request`, `first_chunk`, `first_frame`)."""
-        if name in self.stamps:
-            return True
-        waiter = self._waiting.setdefault(name, asyncio.get_running_loop().create_future())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(waiter), within)
-        return name in self.stamps
 
     @property
     def origin(self) -> float | None:

@@ -327,9 +327,6 @@ AGENT_MODEL = ModelConfig(
 # With a real model: name each conversation from its first exchange (a short extra request), and
 # wait at most AGENT_TITLE_TIMEOUT seconds for it. Off, or with the offline model: the first question's text.
 AGENT_MODEL_TITLES = _env_bool("AGENT_MODEL_TITLES", True)
-# Ask the model while a send's question is being stored (when no budget applies and the owner has room
-# under the rate limits); the run acts only once the store took the send (conversations/sending.py).
-AGENT_ASK_BEFORE_STORED = _env_bool("AGENT_ASK_BEFORE_STORED", True)
 AGENT_TITLE_TIMEOUT = _env_number("AGENT_TITLE_TIMEOUT", 20.0)
 # The assistants offered, by dotted path (comma-separated); the first answers new conversations.
 AGENT_ASSISTANTS = [

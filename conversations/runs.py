@@ -159,63 +159,44 @@ async def run_events_read(run_id: str) -> list[Event]:
         return []
 
 
-async def run_ahead(
-    *, conversation: Conversation, assistant: type[Assistant], question: str, history: list[HistoryTurn], run_id: str
-) -> AgentRun | None:
-    """Send the model the request answering `question` (after `history`) before the question is
-    stored: the run streams the model's first reply but acts on none of it (no tool, no answer) until
-    `run_start` confirms it, and nobody sees its events before then. The caller abandons it
-    (`AgentRun.abandon`) when the store refuses the send or stores it after another history.
-    None when it cannot start ahead (the owner is not at hand without a query)."""
-    if not Conversation.owner.is_cached(conversation):
-        return None
-    owner = conversation.owner
-    agent_run = await _agent_run_build(
-        conversation=conversation, assistant=assistant, owner=owner, question=question, history=history, run_id=run_id
-    )
-    agent_run.start_unconfirmed(context=_run_context(owner_id=owner.pk, conversation_id=conversation.pk, run_id=run_id))
-    return agent_run
-
-
 async def run_start(
     *,
     conversation: Conversation,
     turn: StartedTurn,
     assistant: type[Assistant],
     history: list[HistoryTurn],
-    ahead: AgentRun | None = None,
 ) -> ActiveRun:
     """Start the run answering a stored turn, given the history its question follows (the send path,
-    `sending._turn`, reads it in the same database call that stores the turn), and relay its events.
-    With `ahead` (`run_ahead` for this turn's question, history and run id), that run is confirmed
-    and relayed instead of a new one."""
+    `sending._turn`, reads it in the same database call that stores the turn), and relay its events."""
     assert turn.assistant_message is not None
     user_message = turn.user_message
     if Conversation.owner.is_cached(conversation):
         owner = conversation.owner
     else:
         owner = await database_sync_to_async(lambda: conversation.owner)()
+    helper = assistant(user=owner, conversation_id=conversation.pk, run_sync=sync_tool_runner)
     model_config = conversation_model_config(conversation, assistant)  # as `sending._turn` read it
     run_id = turn.assistant_message.run_id
-    approvals = RunApprovals(
-        conversation_id=conversation.pk,
-        message_id=turn.assistant_message.pk,
+    agent_run = AgentRun(
+        llm=build_chat_model(model_config),
+        model_name=model_config.display_name,
+        user_input=user_message.content,
+        history=history,
         run_id=run_id,
-        timeout=settings.AGENT_APPROVAL_TIMEOUT,
-    )
-    if ahead is None:
-        agent_run = await _agent_run_build(
-            conversation=conversation,
-            assistant=assistant,
-            owner=owner,
-            question=user_message.content,
-            history=history,
+        tools=await helper.tools(),
+        system_prompt=assistant.system_prompt(),
+        needs_approval=helper.needs_approval,
+        approvals=RunApprovals(
+            conversation_id=conversation.pk,
+            message_id=turn.assistant_message.pk,
             run_id=run_id,
-            approvals=approvals,
-        )
-    else:
-        agent_run = ahead
-        agent_run.confirm(approvals=approvals)
+            timeout=settings.AGENT_APPROVAL_TIMEOUT,
+        ),
+        max_iterations=settings.AGENT_MAX_ITERATIONS,
+        timeout=settings.AGENT_RUN_TIMEOUT,
+        tool_timeout=settings.AGENT_TOOL_TIMEOUT,
+        first_output_wait=FIRST_OUTPUT_WAIT_SECONDS,
+    )
     active = ActiveRun(
         conversation_id=conversation.pk,
         run_id=run_id,
@@ -236,51 +217,15 @@ async def run_start(
         run_id=run_id,
         user_id=owner.pk,
     )
-    context = _run_context(owner_id=owner.pk, conversation_id=conversation.pk, run_id=run_id)
+    # A context of its own: the run outlives the request or socket that started it, whose context
+    # ties database calls to that caller's thread (asgiref's ThreadSensitiveContext). Its log lines
+    # carry the run's ids, and the user's.
+    context = contextvars.Context()
+    context.run(telemetry.log_context_set, user_id=owner.pk, conversation_id=conversation.pk, run_id=run_id)
+    context.run(stages.adopt, active.stages)  # the run's own steps stamp the same send
     active.task = asyncio.create_task(relay_run_events(active), name=f"relay-{run_id}", context=context)
     active.stages.stamp("started")
     return active
-
-
-def _run_context(*, owner_id: int, conversation_id: int, run_id: str) -> contextvars.Context:
-    """A context of a run's own: the run outlives the request or socket that started it, whose context
-    ties database calls to that caller's thread (asgiref's ThreadSensitiveContext). Its log lines
-    carry the run's ids, and the user's; its steps stamp the send's stages."""
-    send_stages = stages.current() or stages.Stages()
-    context = contextvars.Context()
-    context.run(telemetry.log_context_set, user_id=owner_id, conversation_id=conversation_id, run_id=run_id)
-    context.run(stages.adopt, send_stages)
-    return context
-
-
-async def _agent_run_build(
-    *,
-    conversation: Conversation,
-    assistant: type[Assistant],
-    owner: Any,
-    question: str,
-    history: list[HistoryTurn],
-    run_id: str,
-    approvals: RunApprovals | None = None,
-) -> AgentRun:
-    """The agent run answering `question` with the conversation's assistant and model."""
-    helper = assistant(user=owner, conversation_id=conversation.pk, run_sync=sync_tool_runner)
-    model_config = conversation_model_config(conversation, assistant)
-    return AgentRun(
-        llm=build_chat_model(model_config),
-        model_name=model_config.display_name,
-        user_input=question,
-        history=history,
-        run_id=run_id,
-        tools=await helper.tools(),
-        system_prompt=assistant.system_prompt(),
-        needs_approval=helper.needs_approval,
-        approvals=approvals,
-        max_iterations=settings.AGENT_MAX_ITERATIONS,
-        timeout=settings.AGENT_RUN_TIMEOUT,
-        tool_timeout=settings.AGENT_TOOL_TIMEOUT,
-        first_output_wait=FIRST_OUTPUT_WAIT_SECONDS,
-    )
 
 
 def sync_tool_runner(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 from uuid import uuid4
@@ -21,15 +20,14 @@ from django.conf import settings
 
 from agent_runtime import stages
 from agent_runtime.assistants import Assistant
-from agent_runtime.executor import AgentRun
 from agent_runtime.history import HistoryTurn
 from conversations import live, protocol, runs
 from conversations.actions import Refused, text_check
 from conversations.assistants import assistant_get, conversation_model_config
-from conversations.budgets import QuotaExceeded, deployment_budget_set
+from conversations.budgets import QuotaExceeded
 from conversations.models import Conversation, Message
 from conversations.process import process_state
-from conversations.selectors import answer_for_client_id, history_for_agent, question_get, send_state
+from conversations.selectors import answer_for_client_id, history_for_agent, question_get
 from conversations.services import (
     NothingToRegenerate,
     RateLimited,
@@ -59,8 +57,6 @@ RUN_BUSY = "An answer is still being written; wait for it or stop it first."
 RATE_LIMITED = "You are sending too fast or have too many answers streaming; try again in {seconds} s."
 RESTARTING = "This server is restarting and starts no new answers; send again in a moment."
 RESTART_RETRY_AFTER = 1
-AHEAD_REQUEST_WAIT = 0.02
-"""How long a send waits, at most, for a request sent ahead to be on its way before it stores."""
 ASSISTANT_UNAVAILABLE = (
     "This conversation's assistant ({assistant_id!r}) is no longer offered here; its messages stay readable. "
     "Start a new conversation to go on."
@@ -103,7 +99,7 @@ async def send_message(*, conversation: Conversation, content: Any, client_id: A
     `quota_exceeded` (the owner's token budget has no room; `retry_after` says when it will).
     """
     content, client_id = send_validate(content=content, client_id=client_id)
-    return await _turn(conversation, client_id, partial(turn_start, content=content), question=content)
+    return await _turn(conversation, client_id, partial(turn_start, content=content))
 
 
 async def edit_question(*, conversation: Conversation, message_id: Any, content: Any, client_id: Any) -> SendOutcome:
@@ -152,148 +148,58 @@ async def choose_version(*, conversation: Conversation, message_id: Any) -> int:
 
 
 async def _turn(
-    conversation: Conversation,
-    client_id: str,
-    store: Callable[..., StartedTurn],
-    *,
-    branches: bool = False,
-    question: str | None = None,
+    conversation: Conversation, client_id: str, store: Callable[..., StartedTurn], *, branches: bool = False
 ) -> SendOutcome:
     """The checks every run start shares, then `store` and the history of its question (one call to
     the database thread) and the run; with `branches`, the tabs are told of the new branch before the
     run starts. A resend of a stored `client_id` is found by the store's unique constraint, or, when
-    the send is refused, before the refusal: a resend is never refused.
-
-    With `question` (a new message at the end of the branch on screen), the model may be asked
-    before the question is stored (`_ahead`): the store then decides, as always, and the run that
-    went ahead is confirmed only when the store took the send with the history it was asked with;
-    otherwise it is abandoned before it acted on anything (no tool, no answer, no event seen)."""
-    if stages.current() is None:  # a send not timed from a frame (the API, `manage.py ask`): from here
-        with stages.timing():
-            return await _turn(conversation, client_id, store, branches=branches, question=question)
-    send_stages = stages.current()
-    assert send_stages is not None
-    ahead: AgentRun | None = None
+    the send is refused, before the refusal: a resend is never refused."""
     try:
-        try:
-            if not process_state().accepting_runs:  # draining for a restart: another process takes the send
-                raise Refused(protocol.RESTARTING, RESTARTING, RESTART_RETRY_AFTER)
-            assistant = assistant_get(conversation.assistant_id)
-            if assistant is None:
-                message = ASSISTANT_UNAVAILABLE.format(assistant_id=conversation.assistant_id)
-                raise Refused(protocol.ASSISTANT_UNAVAILABLE, message)
-            if runs.active_run_get(conversation.pk) is not None:
-                raise Refused(protocol.BUSY, RUN_BUSY)
-            limits = SendLimits(
-                messages_per_minute=settings.RATE_LIMIT_MESSAGES_PER_MINUTE,
-                concurrent_runs=settings.RATE_LIMIT_CONCURRENT_RUNS,
-            )
-            stages.stamp("checked")
-            run_id = uuid4().hex
-            known: _Known | None = None
-            if question is not None and settings.AGENT_ASK_BEFORE_STORED:
-                known = await database_sync_to_async(_ahead_history)(conversation, client_id, limits, assistant)
-                if known is not None:
-                    ahead = await runs.run_ahead(
-                        conversation=conversation,
-                        assistant=assistant,
-                        question=question,
-                        history=known.history,
-                        run_id=run_id,
-                    )
-                    if ahead is not None:  # the request's way out is CPU work: let it leave before the store's
-                        await send_stages.reached("request", within=AHEAD_REQUEST_WAIT)
-            try:
-                turn, history = await database_sync_to_async(_store_with_history)(
-                    store,
-                    known=known,
-                    conversation=conversation,
-                    client_id=client_id,
-                    run_id=run_id,
-                    model=partial(_model_name, assistant=assistant),
-                    worker=runs.WORKER_ID,
-                    limits=limits,
-                )
-            except RunBusy:
-                raise Refused(protocol.BUSY, RUN_BUSY) from None
-            except NothingToRegenerate as nothing:
-                raise Refused(protocol.BAD_REQUEST, str(nothing)) from None
-            except RateLimited as limited:
-                seconds = limited.retry_after
-                raise Refused(protocol.RATE_LIMITED, RATE_LIMITED.format(seconds=seconds), seconds) from None
-            except QuotaExceeded as over:
-                raise Refused(protocol.QUOTA_EXCEEDED, over.message, over.retry_after) from None
-        except Refused:
-            resent = await _resent(conversation, client_id)
-            if resent is not None:
-                return resent
-            raise
-        if turn.is_duplicate:  # sent before, or at the same moment from another tab
-            return await _resent(conversation, client_id) or SendOutcome(run=None)
-        if ahead is not None and not (known is not None and known.matches(turn)):
-            # Stored after another history or with another model (a tab or process moved the branch
-            # or switched the model in between): the model is asked again, as stored.
-            await ahead.abandon()
-            ahead = None
-        if turn.new_title:  # the conversation's first question named it: every tab shows the name
-            await live.title_changed_notify(conversation.pk, turn.new_title)
-        if branches:
-            await live.branch_changed_notify(conversation.pk)
-        run = await runs.run_start(
-            conversation=conversation, turn=turn, assistant=assistant, history=history, ahead=ahead
+        if not process_state().accepting_runs:  # draining for a restart: another process takes the send
+            raise Refused(protocol.RESTARTING, RESTARTING, RESTART_RETRY_AFTER)
+        assistant = assistant_get(conversation.assistant_id)
+        if assistant is None:
+            message = ASSISTANT_UNAVAILABLE.format(assistant_id=conversation.assistant_id)
+            raise Refused(protocol.ASSISTANT_UNAVAILABLE, message)
+        if runs.active_run_get(conversation.pk) is not None:
+            raise Refused(protocol.BUSY, RUN_BUSY)
+        limits = SendLimits(
+            messages_per_minute=settings.RATE_LIMIT_MESSAGES_PER_MINUTE,
+            concurrent_runs=settings.RATE_LIMIT_CONCURRENT_RUNS,
         )
-        ahead = None  # the run's now: confirmed and relayed
-        return SendOutcome(run=run)
-    finally:
-        if ahead is not None:  # refused, a resend, or failed: it stops before doing anything
-            await ahead.abandon()
-
-
-@dataclass(frozen=True)
-class _Known:
-    """What a send read before storing: the question's parent, the model and the history after it."""
-
-    leaf_id: int | None
-    model: str
-    history: list[HistoryTurn]
-
-    def matches(self, turn: StartedTurn) -> bool:
-        """Whether the store put the question after the same message, for the same model."""
-        stored_model = turn.assistant_message.model if turn.assistant_message is not None else None
-        return turn.user_message.parent_id == self.leaf_id and stored_model == self.model
-
-
-def _ahead_history(
-    conversation: Conversation, client_id: str, limits: SendLimits, assistant: type[Assistant]
-) -> _Known | None:
-    """What the model can be asked before the question is stored, when the store will very likely
-    take it: one read (no lock) says no budget applies to the owner (a request sent ahead and then
-    refused would spend tokens no budget counts), the owner has room under both rate limits with
-    one to spare, no answer is being written here and `client_id` is new. None otherwise: the send
-    goes the usual way, model asked once stored."""
-    now = datetime.now(UTC)
-    state = send_state(
-        user_id=conversation.owner_id,
-        conversation_id=conversation.pk,
-        window_start=now - timedelta(minutes=1),
-        client_id=client_id,
-    )
-    go = (
-        not state.has_budget
-        and not deployment_budget_set()
-        and not state.answer_being_written
-        and not state.client_id_stored
-        and state.recent_answers + 1 < limits.messages_per_minute
-        and state.streaming + 1 < limits.concurrent_runs
-    )
-    if not go:
-        return None
-    if state.model is not None:
-        conversation.model = state.model
-    history = history_for_agent(
-        conversation=conversation, parent_id=state.leaf_id, limit=settings.AGENT_HISTORY_MESSAGES
-    )
-    return _Known(leaf_id=state.leaf_id, model=_model_name(conversation, assistant=assistant), history=history)
+        stages.stamp("checked")
+        try:
+            turn, history = await database_sync_to_async(_store_with_history)(
+                store,
+                conversation=conversation,
+                client_id=client_id,
+                run_id=uuid4().hex,
+                model=partial(_model_name, assistant=assistant),
+                worker=runs.WORKER_ID,
+                limits=limits,
+            )
+        except RunBusy:
+            raise Refused(protocol.BUSY, RUN_BUSY) from None
+        except NothingToRegenerate as nothing:
+            raise Refused(protocol.BAD_REQUEST, str(nothing)) from None
+        except RateLimited as limited:
+            seconds = limited.retry_after
+            raise Refused(protocol.RATE_LIMITED, RATE_LIMITED.format(seconds=seconds), seconds) from None
+        except QuotaExceeded as over:
+            raise Refused(protocol.QUOTA_EXCEEDED, over.message, over.retry_after) from None
+    except Refused:
+        resent = await _resent(conversation, client_id)
+        if resent is not None:
+            return resent
+        raise
+    if turn.is_duplicate:  # sent before, or at the same moment from another tab
+        return await _resent(conversation, client_id) or SendOutcome(run=None)
+    if turn.new_title:  # the conversation's first question named it: every tab shows the name
+        await live.title_changed_notify(conversation.pk, turn.new_title)
+    if branches:
+        await live.branch_changed_notify(conversation.pk)
+    run = await runs.run_start(conversation=conversation, turn=turn, assistant=assistant, history=history)
+    return SendOutcome(run=run)
 
 
 def _model_name(conversation: Conversation, *, assistant: type[Assistant]) -> str:
@@ -301,22 +207,16 @@ def _model_name(conversation: Conversation, *, assistant: type[Assistant]) -> st
     return conversation_model_config(conversation, assistant).display_name
 
 
-def _store_with_history(
-    store: Callable[..., StartedTurn], *, known: _Known | None = None, **kwargs: Any
-) -> tuple[StartedTurn, list[HistoryTurn]]:
-    """Store the turn, then read the history its question follows (unless `known` read it after the
-    same message), in one trip to the database thread."""
+def _store_with_history(store: Callable[..., StartedTurn], **kwargs: Any) -> tuple[StartedTurn, list[HistoryTurn]]:
+    """Store the turn, then read the history its question follows, in one trip to the database thread."""
     turn = store(**kwargs)
     if turn.is_duplicate:
         return turn, []
-    if known is not None and known.matches(turn):
-        history = known.history
-    else:
-        history = history_for_agent(
-            conversation=kwargs["conversation"],
-            parent_id=turn.user_message.parent_id,
-            limit=settings.AGENT_HISTORY_MESSAGES,
-        )
+    history = history_for_agent(
+        conversation=kwargs["conversation"],
+        parent_id=turn.user_message.parent_id,
+        limit=settings.AGENT_HISTORY_MESSAGES,
+    )
     stages.stamp("stored")
     return turn, history
 

@@ -66,22 +66,6 @@ def test_send_state_reads_the_model_choice_and_whether_a_budget_of_the_owner_or_
     assert read().has_budget is True
 
 
-def test_send_state_says_whether_an_answer_is_being_written_here_and_a_client_id_was_sent(alice):
-    conversation, other = Conversation.objects.create(owner=alice), Conversation.objects.create(owner=alice)
-    message_append(conversation, role=Message.Role.USER, content="a question", client_id="sent-1")
-    answer_at(other, NOW, status=Message.Status.GENERATING)
-
-    def read(client_id):
-        return send_state(
-            user_id=alice.pk, conversation_id=conversation.pk, window_start=WINDOW_START, client_id=client_id
-        )
-
-    assert (read("sent-1").client_id_stored, read("new").client_id_stored) == (True, False)
-    assert read("new").answer_being_written is False  # the other conversation's
-    answer_at(conversation, NOW, status=Message.Status.GENERATING)
-    assert read("new").answer_being_written is True
-
-
 def test_over_the_rate_the_wait_ends_when_the_oldest_counted_answer_leaves_the_window(alice):
     conversation = Conversation.objects.create(owner=alice)
     for seconds_ago in (50, 30, 10):

@@ -76,11 +76,8 @@ async def test_a_sends_steps_are_logged_and_counted_from_its_frame_to_its_first_
 
     assert seen[-1]["status"] == "completed"
     finished = run_lines(caplog)[-1]
-    stamps = finished.stages_ms
-    assert list(stamps) == ["received", *steps]  # every step
-    # The model may be asked while the question is stored (`AGENT_ASK_BEFORE_STORED`): two lines in order.
-    assert stamps["received"] <= stamps["checked"] <= stamps["stored"] <= stamps["started"] <= stamps["first_frame"]
-    assert stamps["checked"] <= stamps["request"] <= stamps["first_chunk"] <= stamps["first_frame"]
+    assert list(finished.stages_ms) == ["received", *steps]  # every step, in the order they happen
+    assert list(finished.stages_ms.values()) == sorted(finished.stages_ms.values())
     assert finished.stages_ms["received"] == 0.0 and finished.stages_origin_monotonic > 0
     for step in steps:
         assert sample("agentchat_send_stage_seconds_count", stage=step) - before[step] == 1
