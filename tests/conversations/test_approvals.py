@@ -262,6 +262,11 @@ async def test_parallel_calls_each_get_their_own_approval_and_a_rule_decides_per
     assert sorted(r["args"]["order"] for r in requests) == [1, 2]
     by_order = {r["args"]["order"]: r["approval_id"] for r in requests}
     await tab.send(decide(by_order[1], "approve"))
+    # The approved refund runs while the other call still waits, and stores its row from the tool's
+    # own thread. The next decision waits for its result: in the tests' shared in-memory SQLite
+    # database a write meeting the decision's read of the same table fails at once ("database table
+    # is locked"; a file database, as deployed, waits its turn).
+    await tab.receive_until(lambda f: f.get("type") == "tool_result" and f.get("call_id") == "c1")
     await tab.send(decide(by_order[2], "deny"))
     seen = await tab.run_events_until_done()
 
